@@ -241,9 +241,15 @@ const (
 
 // Field is an unsigned integer member of a map key or value. Size is 1, 2, 4
 // or 8 bytes. Fields are laid out in order with natural alignment.
+//
+// BigEndian marks a field that holds its value in network byte order, such
+// as an address or port copied from a packet. It changes nothing in the code
+// (the bytes are copied as they are) but tells whoever fills the map from
+// outside how to encode the value.
 type Field struct {
-	Name string
-	Size int
+	Name      string
+	Size      int
+	BigEndian bool
 }
 
 // Struct is the layout of a map key or value.

@@ -372,6 +372,7 @@ type Settings struct {
 	Audit         bool
 	VerdictEvents string // all, denied or none
 	MapSizes      map[string]uint32
+	MapSizeRatio  float64        // other maps' sizes as a fraction of node memory; 0 means unset
 	CTTimeouts    map[string]int // seconds, by name (tcp, tcpSyn, tcpFin, udp, icmp, any)
 	Pos           Pos
 }

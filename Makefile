@@ -1,0 +1,69 @@
+# ebpfc — see README.md. `make test` is the one command that proves the tree works.
+
+GO        ?= go
+GOFLAGS   ?=
+BIN       := bin
+EXAMPLE   ?= examples/basic
+DEMO_OUT  ?= out/demo
+# make test must stay well under 30 minutes on 2 cores.
+TEST_TIMEOUT ?= 25m
+
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test check golden demo bench fuzz deps clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ebpfc ./cmd/ebpfc
+
+# deps installs the OS tools the tests use (bpftool, iproute2) when they are
+# missing and we are root; as another user it only says what is missing.
+deps:
+	@missing=""; \
+	command -v bpftool >/dev/null 2>&1 || missing="$$missing bpftool"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing:$$missing (run make test as root to install them; kernel tests will skip)"; \
+		fi; \
+	fi
+
+test: deps
+	$(GO) test -timeout $(TEST_TIMEOUT) $(GOFLAGS) ./...
+
+# check fails when formatting, vet or go.mod/go.sum are not clean.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy
+	@git diff --exit-code -- go.mod go.sum || (echo "go.mod/go.sum not tidy"; exit 1)
+
+# golden rewrites every golden file from the code; review the diff.
+golden:
+	EBPFC_UPDATE=1 $(GO) test ./... -run 'Golden|Pass' -count=1
+
+demo: build
+	@rm -rf $(DEMO_OUT)
+	$(BIN)/ebpfc compile $(EXAMPLE) -o $(DEMO_OUT)
+	@if [ "$$(id -u)" = 0 ]; then \
+		$(BIN)/ebpfc verify --kernel $(DEMO_OUT); \
+	else \
+		echo "(not root: skipping the kernel verifier; run 'sudo make demo' to load every program)"; \
+	fi
+	@echo "artifacts in $(DEMO_OUT)/:"; ls -1 $(DEMO_OUT)/*/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./ir -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./compiler/load -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf $(BIN) out

@@ -1,0 +1,55 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/ebpfc/ebpfc/compiler"
+	"github.com/ebpfc/ebpfc/runtime"
+)
+
+func verifyKernel(out string, stdout, stderr io.Writer) int {
+	dirs := []string{out}
+	if _, err := os.Stat(filepath.Join(out, compiler.ManifestFile)); err != nil {
+		var derr error
+		dirs, derr = runtime.NodeDirs(out)
+		if derr != nil {
+			fmt.Fprintf(stderr, "ebpfc verify: %v\n", derr)
+			return exitUsage
+		}
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		fmt.Fprintf(stderr, "ebpfc verify: %v\n", err)
+		return exitInternal
+	}
+	failed := false
+	for _, dir := range dirs {
+		a, err := runtime.ReadArtifacts(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "ebpfc verify: %v\n", err)
+			failed = true
+			continue
+		}
+		dp, err := runtime.Load(a)
+		if err != nil {
+			fmt.Fprintf(stderr, "ebpfc verify: node %s: rejected by the kernel: %v\n", a.Manifest.Node, err)
+			failed = true
+			continue
+		}
+		fmt.Fprintf(stdout, "node %s: %d programs accepted by the kernel verifier\n", a.Manifest.Node, len(dp.Stats))
+		for _, st := range dp.Stats {
+			fmt.Fprintf(stdout, "  %-40s %5d insns  %6d processed\n", st.Name, st.Insns, st.Processed)
+		}
+		dp.Close()
+	}
+	if failed {
+		return exitConfig
+	}
+	return exitOK
+}

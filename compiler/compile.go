@@ -1,0 +1,152 @@
+// Package compiler is ebpfc's driver: it loads a configuration, lowers it per
+// node, runs the IR passes, generates eBPF and assembles each node's
+// artifacts (ELF object, manifest, initial map contents, listing and IR dump).
+// It is a pure function of its inputs: it never touches the kernel, and the
+// same input gives the same bytes.
+package compiler
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/ebpfc/ebpfc/backend"
+	"github.com/ebpfc/ebpfc/compiler/load"
+	"github.com/ebpfc/ebpfc/compiler/lower"
+	"github.com/ebpfc/ebpfc/compiler/model"
+	"github.com/ebpfc/ebpfc/ir"
+	"github.com/ebpfc/ebpfc/source"
+)
+
+// The file names of a node's artifacts, inside OUT/NODE/.
+const (
+	ObjectFile   = "datapath.o"
+	ListingFile  = "datapath.s"
+	IRFile       = "datapath.ir"
+	ManifestFile = "manifest.json"
+	MapsFile     = "maps.json"
+)
+
+// Options control a compilation.
+type Options struct {
+	// Node restricts compilation to one node; "" compiles every node.
+	Node string
+	// DumpAfter, when set, writes the IR after the named pass to Dump.
+	DumpAfter string
+	Dump      io.Writer
+}
+
+// Artifacts is everything compiled for one node.
+type Artifacts struct {
+	Node     string
+	Lowered  *lower.Result
+	Module   *ir.Module // after the passes
+	Object   *backend.Object
+	Files    map[string][]byte // by file name
+	Manifest *Manifest
+}
+
+// CompileDir loads the configuration in dir and compiles it.
+func CompileDir(dir string, opts Options) ([]*Artifacts, error) {
+	cfg, err := load.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(cfg, opts)
+}
+
+// Compile compiles cfg for every node, or for opts.Node. Errors in the
+// configuration come back as source.Errors; any other error is a bug.
+func Compile(cfg *model.Config, opts Options) ([]*Artifacts, error) {
+	if errs := lower.Supported(cfg); len(errs) > 0 {
+		return nil, errs
+	}
+	nodes := cfg.Nodes
+	if opts.Node != "" {
+		i := slices.IndexFunc(nodes, func(n *model.Node) bool { return n.Name == opts.Node })
+		if i < 0 {
+			var names []string
+			for _, n := range nodes {
+				names = append(names, n.Name)
+			}
+			return nil, &UsageError{Msg: fmt.Sprintf("no node %q in the configuration (nodes: %v)", opts.Node, names)}
+		}
+		nodes = nodes[i : i+1]
+	}
+	var out []*Artifacts
+	var errs source.Errors
+	for _, n := range nodes {
+		a, err := compileNode(cfg, n, opts)
+		if err != nil {
+			if l, ok := source.AsErrors(err); ok {
+				errs = append(errs, l...)
+				continue
+			}
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		out = append(out, a)
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return out, nil
+}
+
+// UsageError is a mistake in how ebpfc was called rather than in the
+// configuration.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, error) {
+	res, err := lower.Node(cfg, n)
+	if err != nil {
+		return nil, err
+	}
+	m := res.Module
+	if err := ir.Check(m); err != nil {
+		return nil, fmt.Errorf("lowering produced invalid IR: %w", err)
+	}
+	if err := ir.Run(m, ir.RunOptions{Check: true, DumpAfter: opts.DumpAfter, Dump: opts.Dump}); err != nil {
+		return nil, err
+	}
+	obj, err := backend.Generate(m)
+	if err != nil {
+		return nil, err
+	}
+	elf, err := backend.WriteELF(obj)
+	if err != nil {
+		return nil, err
+	}
+	a := &Artifacts{
+		Node:    n.Name,
+		Lowered: res,
+		Module:  m,
+		Object:  obj,
+		Files: map[string][]byte{
+			ObjectFile:  elf,
+			ListingFile: backend.Listing(obj),
+			IRFile:      []byte(m.String()),
+		},
+	}
+	maps, err := encodeContents(m, res.Contents)
+	if err != nil {
+		return nil, err
+	}
+	a.Files[MapsFile] = maps
+	a.Manifest = buildManifest(n, res, obj, a.Files)
+	man, err := a.Manifest.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	a.Files[ManifestFile] = man
+	return a, nil
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,252 @@
+// Package lower turns a validated model into the IR for one node: the
+// programs that enforce policy on the node's endpoints, the maps they share,
+// and the initial contents of those maps.
+//
+// Structure lives in code, membership lives in maps: which endpoints a node
+// runs, whether each direction is enforced and each endpoint's address are
+// fixed in the code, while the identities of addresses (the ipcache) and the
+// per-endpoint policy entries are map contents the runtime can change without
+// reloading programs.
+package lower
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ebpfc/ebpfc/compiler/model"
+	"github.com/ebpfc/ebpfc/ir"
+	"github.com/ebpfc/ebpfc/source"
+)
+
+// Attachment says where the runtime attaches a program.
+type Attachment struct {
+	Program   string `json:"program"`
+	Hook      string `json:"hook"`      // "tc" or "xdp"
+	Device    string `json:"device"`    // interface name
+	Direction string `json:"direction"` // "ingress" or "egress" for tc; "" for xdp
+	Endpoint  string `json:"endpoint,omitempty"`
+}
+
+// Cookie identifies the rule (or default) that decided a packet's verdict.
+// Programs count packets per cookie; the manifest maps each cookie back to
+// its policy and CUE position.
+type Cookie struct {
+	ID        uint32     `json:"cookie"`
+	Kind      string     `json:"kind"` // "allow" or "default-deny"
+	Policy    string     `json:"policy,omitempty"`
+	Direction string     `json:"direction"`
+	Rule      int        `json:"rule"` // index in the policy's rule list, -1 for a default
+	Endpoint  string     `json:"endpoint"`
+	Pos       source.Pos `json:"-"`
+}
+
+// Entry is one map entry, as the values of the key and value fields in the
+// order of the map's structs.
+type Entry struct {
+	Key   []uint64
+	Value []uint64
+}
+
+// MapContents is the initial contents of one map.
+type MapContents struct {
+	Map     string
+	Entries []Entry // sorted by key
+}
+
+// Identity is a numeric security identity and what it stands for.
+type Identity struct {
+	ID     uint32 `json:"id"`
+	Name   string `json:"name"`
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// Result is what lowering produces for one node.
+type Result struct {
+	Module      *ir.Module
+	Attach      []Attachment
+	Cookies     []Cookie
+	Contents    []MapContents // sorted by map name
+	Identities  []Identity
+	DropReasons []string // index = reason code
+}
+
+// The reserved identities, numbered as Cilium numbers them.
+const (
+	IdentityAny   = 0 // the wildcard identity in policy keys
+	IdentityHost  = 1
+	IdentityWorld = 2
+	// IdentityCIDRBase is the first identity given to a CIDR prefix. Like
+	// Cilium's local identities these have bit 24 set and never leave the node.
+	IdentityCIDRBase = 1 << 24
+)
+
+// Default map sizes, overridable through settings.mapSizes.
+const (
+	defaultIPCacheSize = 16384
+	defaultPolicySize  = 16384
+)
+
+// Supported reports every part of cfg that the lowering does not implement
+// yet, each at its position. A config with such parts is rejected as a whole:
+// nothing is ever silently ignored.
+func Supported(cfg *model.Config) source.Errors {
+	var errs source.Errors
+	for _, s := range cfg.Services {
+		errs.Add(s.Pos, "services are not supported yet (service %s/%s); remove it to compile the rest", s.Namespace, s.Name)
+	}
+	if cfg.NAT != nil {
+		errs.Add(cfg.NAT.Pos, "nat is not supported yet; remove the nat section to compile the rest")
+	}
+	for _, t := range cfg.Tests {
+		errs.Add(t.Pos, "tests are not supported yet by compile (test %q); remove them to compile the rest", t.Name)
+	}
+	if cfg.Settings.Audit {
+		errs.Add(cfg.Settings.Pos, "settings.audit is not supported yet")
+	}
+	for _, ep := range cfg.Endpoints {
+		if len(ep.HostPorts) > 0 {
+			errs.Add(ep.HostPorts[0].Pos, "hostPorts are not supported yet (endpoint %s)", ep.ID())
+		}
+	}
+	for _, p := range cfg.Policies {
+		if p.NodeSelector != nil {
+			errs.Add(p.NodeSelector.Pos, "nodeSelector policies (host firewall) are not supported yet (policy %s)", p.ID())
+		}
+		if p.Audit {
+			errs.Add(p.Pos, "audit mode is not supported yet (policy %s)", p.ID())
+		}
+		for _, r := range p.IngressDeny {
+			errs.Add(r.Pos, "ingressDeny rules are not supported yet (policy %s)", p.ID())
+		}
+		for _, r := range p.EgressDeny {
+			errs.Add(r.Pos, "egressDeny rules are not supported yet (policy %s)", p.ID())
+		}
+		for _, r := range slices.Concat(p.Ingress, p.Egress) {
+			supportedRule(&errs, p, r)
+		}
+	}
+	errs.Sort()
+	return errs
+}
+
+func supportedRule(errs *source.Errors, p *model.Policy, r *model.Rule) {
+	for _, s := range r.Endpoints {
+		errs.Add(s.Pos, "endpoint selector peers are not supported yet (policy %s); use CIDR peers", p.ID())
+	}
+	for _, e := range r.Entities {
+		errs.Add(e.Pos, "entity peers are not supported yet (policy %s, entity %s); use CIDR peers", p.ID(), e.Entity)
+	}
+	for _, c := range r.CIDRs {
+		if !c.CIDR.Addr().Is4() {
+			errs.Add(c.Pos, "IPv6 CIDR %s is not supported yet (policy %s)", c.CIDR, p.ID())
+		}
+		for _, ex := range c.Except {
+			if !ex.Addr().Is4() {
+				errs.Add(c.Pos, "IPv6 except %s is not supported yet (policy %s)", ex, p.ID())
+			}
+		}
+	}
+	for _, ic := range r.ICMPs {
+		errs.Add(ic.Pos, "ICMP rules are not supported yet (policy %s)", p.ID())
+	}
+	for _, pr := range r.Ports {
+		switch {
+		case pr.Name != "":
+			errs.Add(pr.Pos, "named port %q is not supported yet (policy %s); use a port number", pr.Name, p.ID())
+		case pr.EndPort != 0:
+			errs.Add(pr.Pos, "port ranges (endPort) are not supported yet (policy %s)", p.ID())
+		}
+		switch pr.Protocol {
+		case model.ProtoTCP, model.ProtoUDP, model.ProtoAny, "":
+		default:
+			errs.Add(pr.Pos, "protocol %s is not supported yet (policy %s); use TCP, UDP or ANY", pr.Protocol, p.ID())
+		}
+	}
+}
+
+// Node lowers the part of cfg that runs on node. cfg must have passed
+// Supported.
+func Node(cfg *model.Config, node *model.Node) (*Result, error) {
+	l := &lowering{cfg: cfg, node: node}
+	for _, ep := range cfg.Endpoints {
+		if ep.Node == node.Name {
+			l.endpoints = append(l.endpoints, ep)
+		}
+	}
+	l.allocateIdentities()
+	if err := l.build(); err != nil {
+		return nil, err
+	}
+	return l.result(), nil
+}
+
+type lowering struct {
+	cfg       *model.Config
+	node      *model.Node
+	endpoints []*model.Endpoint
+
+	prefixes   []netip.Prefix // CIDR prefixes, sorted; prefix i has identity IdentityCIDRBase+i
+	identities []Identity
+
+	module   *ir.Module
+	progs    []*ir.Program
+	slots    []string
+	maps     []*ir.Map
+	contents []MapContents
+	attach   []Attachment
+	cookies  []Cookie
+	consts   []ir.Const
+	names    map[string]bool
+}
+
+func (l *lowering) result() *Result {
+	slices.SortFunc(l.maps, func(a, b *ir.Map) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(l.consts, func(a, b ir.Const) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(l.contents, func(a, b MapContents) int { return strings.Compare(a.Map, b.Map) })
+	return &Result{
+		Module: &ir.Module{
+			Name:     l.node.Name,
+			Consts:   l.consts,
+			Maps:     l.maps,
+			Programs: l.progs,
+		},
+		Attach:      l.attach,
+		Cookies:     l.cookies,
+		Contents:    l.contents,
+		Identities:  l.identities,
+		DropReasons: dropReasonNames[:],
+	}
+}
+
+// identifier turns s into a C identifier that is unique in the module, so
+// that program and map names are valid BTF names whatever the endpoint is
+// called.
+func (l *lowering) identifier(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	id := b.String()
+	if l.names == nil {
+		l.names = make(map[string]bool)
+	}
+	base := id
+	for n := 2; l.names[id]; n++ {
+		id = fmt.Sprintf("%s_%d", base, n)
+	}
+	l.names[id] = true
+	return id
+}
+
+func (l *lowering) mapSize(name string, def uint32) uint32 {
+	if n, ok := l.cfg.Settings.MapSizes[name]; ok && n > 0 {
+		return n
+	}
+	return def
+}
