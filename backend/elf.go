@@ -142,9 +142,8 @@ func newObjectWriter(o *Object) (*objectWriter, error) {
 	if o.License == "" {
 		return nil, errors.New("object has no license")
 	}
-	if len(o.Programs) == 0 {
-		return nil, errors.New("object has no programs")
-	}
+	// An object without programs is valid: a node with nothing to enforce
+	// still gets its node-wide maps, so the runtime's view stays uniform.
 	w := &objectWriter{
 		obj:      o,
 		maps:     slices.Clone(o.Maps),
@@ -380,6 +379,11 @@ func (w *objectWriter) writeBTF() error {
 	raw, err := b.Marshal(nil, &btf.MarshalOptions{Order: binary.LittleEndian})
 	if err != nil {
 		return fmt.Errorf("BTF: %w", err)
+	}
+	if len(w.obj.Programs) == 0 {
+		// libbpf rejects a .BTF.ext without records.
+		w.btf = raw
+		return nil
 	}
 	w.btf, w.btfExt, err = buildBTFExt(raw, w.progSections, funcIDs)
 	return err

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,7 +17,6 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-	"golang.org/x/sys/unix"
 
 	"github.com/ebpfc/ebpfc/internal/testenv"
 	"github.com/ebpfc/ebpfc/ir"
@@ -502,39 +499,6 @@ func TestWriteELFRunInKernel(t *testing.T) {
 	}
 }
 
-// mountBPFFS makes sure a BPF filesystem is mounted at /sys/fs/bpf.
-func mountBPFFS(t *testing.T) {
-	t.Helper()
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/bpf", &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
-		return
-	}
-	if err := os.MkdirAll("/sys/fs/bpf", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs at /sys/fs/bpf: %v", err)
-	}
-}
-
-// uniqueName returns prefix followed by random hex, for pin directories and
-// network namespaces that must not collide with a parallel run.
-func uniqueName(prefix string) string { return fmt.Sprintf("%s%08x", prefix, rand.Uint32()) }
-
-// runCmd runs a command and returns its stdout, failing t with its output
-// when it fails.
-func runCmd(t *testing.T, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
-	}
-	return out
-}
-
 // bpftoolMapTypes names the map types the way bpftool prints them.
 var bpftoolMapTypes = map[ebpf.MapType]string{
 	ebpf.Hash:         "hash",
@@ -555,14 +519,14 @@ var bpftoolProgTypes = map[ebpf.ProgramType]string{
 func TestWriteELFBpftoolLoadall(t *testing.T) {
 	testenv.RequireKernel(t)
 	bpftool := testenv.RequireTool(t, "bpftool")
-	mountBPFFS(t)
+	testenv.MountBPFFS(t)
 
 	obj := mustWriteELF(t, elfTestObject())
 	spec := loadSpec(t, obj)
 	path := writeObjectFile(t, obj)
-	dir := filepath.Join("/sys/fs/bpf", uniqueName("ebpfc-test-"))
+	dir := filepath.Join("/sys/fs/bpf", testenv.UniqueName("ebpfc-test-"))
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	runCmd(t, bpftool, "prog", "loadall", path, dir, "pinmaps", filepath.Join(dir, "maps"))
+	testenv.Run(t, bpftool, "prog", "loadall", path, dir, "pinmaps", filepath.Join(dir, "maps"))
 
 	progIDs := make(map[string]int)
 	for name, ps := range spec.Programs {
@@ -572,7 +536,7 @@ func TestWriteELFBpftoolLoadall(t *testing.T) {
 			Type  string `json:"type"`
 			BTFID int    `json:"btf_id"`
 		}
-		out := runCmd(t, bpftool, "-j", "prog", "show", "pinned", filepath.Join(dir, name))
+		out := testenv.Run(t, bpftool, "-j", "prog", "show", "pinned", filepath.Join(dir, name))
 		if err := json.Unmarshal(out, &info); err != nil {
 			t.Fatalf("bpftool prog show %s: %v\n%s", name, err, out)
 		}
@@ -586,7 +550,7 @@ func TestWriteELFBpftoolLoadall(t *testing.T) {
 	}
 
 	// The line info reaches the kernel: the dump shows the CUE positions.
-	dump := runCmd(t, bpftool, "prog", "dump", "xlated", "pinned", filepath.Join(dir, "entry"))
+	dump := testenv.Run(t, bpftool, "prog", "dump", "xlated", "pinned", filepath.Join(dir, "entry"))
 	if !bytes.Contains(dump, []byte("policy.cue:16:7")) {
 		t.Errorf("bpftool prog dump lacks CUE positions:\n%s", dump)
 	}
@@ -601,7 +565,7 @@ func TestWriteELFBpftoolLoadall(t *testing.T) {
 			Flags      uint32 `json:"flags"`
 			BTFID      int    `json:"btf_id"`
 		}
-		out := runCmd(t, bpftool, "-j", "map", "show", "pinned", filepath.Join(dir, "maps", name))
+		out := testenv.Run(t, bpftool, "-j", "map", "show", "pinned", filepath.Join(dir, "maps", name))
 		if err := json.Unmarshal(out, &info); err != nil {
 			t.Fatalf("bpftool map show %s: %v\n%s", name, err, out)
 		}
@@ -620,7 +584,7 @@ func TestWriteELFBpftoolLoadall(t *testing.T) {
 		Key   []string `json:"key"`
 		Value []string `json:"value"`
 	}
-	out := runCmd(t, bpftool, "-j", "map", "dump", "pinned", filepath.Join(dir, "maps", "calls"))
+	out := testenv.Run(t, bpftool, "-j", "map", "dump", "pinned", filepath.Join(dir, "maps", "calls"))
 	if err := json.Unmarshal(out, &entries); err != nil {
 		t.Fatalf("bpftool map dump calls: %v\n%s", err, out)
 	}
@@ -655,21 +619,19 @@ func TestWriteELFIproute2(t *testing.T) {
 	o.Maps[0].Slots = nil
 	path := writeObjectFile(t, mustWriteELF(t, o))
 
-	ns := uniqueName("ebpfc-test-")
-	runCmd(t, ip, "netns", "add", ns)
-	t.Cleanup(func() { exec.Command(ip, "netns", "del", ns).Run() })
-	runCmd(t, ip, "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+	ns := testenv.NewNetns(t)
+	testenv.Run(t, ip, "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
 
-	runCmd(t, ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", path, "sec", "xdp")
-	if out := runCmd(t, ip, "-n", ns, "link", "show", "veth0"); !bytes.Contains(out, []byte("prog/xdp id")) {
+	testenv.Run(t, ip, "-n", ns, "link", "set", "dev", "veth0", "xdp", "obj", path, "sec", "xdp")
+	if out := testenv.Run(t, ip, "-n", ns, "link", "show", "veth0"); !bytes.Contains(out, []byte("prog/xdp id")) {
 		t.Errorf("ip link show: no XDP program attached:\n%s", out)
 	}
 
 	t.Run("tc", func(t *testing.T) {
 		tc := testenv.RequireTool(t, "tc")
-		runCmd(t, tc, "-n", ns, "qdisc", "add", "dev", "veth0", "clsact")
-		runCmd(t, tc, "-n", ns, "filter", "add", "dev", "veth0", "ingress", "bpf", "da", "obj", path, "sec", "tc")
-		if out := runCmd(t, tc, "-n", ns, "filter", "show", "dev", "veth0", "ingress"); !bytes.Contains(out, []byte("direct-action")) {
+		testenv.Run(t, tc, "-n", ns, "qdisc", "add", "dev", "veth0", "clsact")
+		testenv.Run(t, tc, "-n", ns, "filter", "add", "dev", "veth0", "ingress", "bpf", "da", "obj", path, "sec", "tc")
+		if out := testenv.Run(t, tc, "-n", ns, "filter", "show", "dev", "veth0", "ingress"); !bytes.Contains(out, []byte("direct-action")) {
 			t.Errorf("tc filter show: no bpf filter attached:\n%s", out)
 		}
 	})

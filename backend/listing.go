@@ -71,19 +71,30 @@ func slotSummary(slots []string) string {
 	return "[" + strings.Join(filled, ", ") + "]"
 }
 
-// stackDepth is the deepest r10-relative access in insns, in bytes.
+// stackDepth is the deepest r10-relative access in insns, in bytes,
+// counting the buffers helpers read through r10 copies ("r2 = r10; r2 += -16").
 func stackDepth(insns asm.Instructions) int {
 	depth := 0
+	var frameCopies uint16 // registers holding r10 exactly
 	for _, ins := range insns {
-		cls := ins.OpCode.Class()
+		op := ins.OpCode
+		cls := op.Class()
 		switch {
-		case cls.IsLoad() && ins.Src == asm.RFP && ins.OpCode.Mode() == asm.MemMode:
+		case cls.IsLoad() && ins.Src == asm.RFP && op.Mode() == asm.MemMode:
 			depth = max(depth, -int(ins.Offset))
 		case cls.IsStore() && ins.Dst == asm.RFP:
 			depth = max(depth, -int(ins.Offset))
-		case cls.IsALU() && ins.OpCode.ALUOp() == asm.Add && ins.OpCode.Source() == asm.ImmSource && ins.Constant < 0:
-			// r2 = r10; r2 += -16: a pointer to a buffer the helper reads.
+		case cls == asm.ALU64Class && op.ALUOp() == asm.Add && op.Source() == asm.ImmSource &&
+			frameCopies&(1<<ins.Dst) != 0 && ins.Constant < 0:
 			depth = max(depth, -int(ins.Constant))
+		}
+		switch {
+		case cls == asm.ALU64Class && op.ALUOp() == asm.Mov && op.Source() == asm.RegSource && ins.Src == asm.RFP:
+			frameCopies |= 1 << ins.Dst
+		case cls.IsALU() || cls.IsLoad():
+			frameCopies &^= 1 << ins.Dst
+		case cls.IsJump():
+			frameCopies = 0 // a conservative reset at calls and block ends
 		}
 	}
 	return depth

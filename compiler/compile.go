@@ -12,6 +12,8 @@ import (
 	"io"
 	"slices"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/ebpfc/ebpfc/backend"
 	"github.com/ebpfc/ebpfc/compiler/load"
 	"github.com/ebpfc/ebpfc/compiler/lower"
@@ -22,11 +24,16 @@ import (
 
 // The file names of a node's artifacts, inside OUT/NODE/.
 const (
-	ObjectFile   = "datapath.o"
-	ListingFile  = "datapath.s"
-	IRFile       = "datapath.ir"
-	ManifestFile = "manifest.json"
-	MapsFile     = "maps.json"
+	ObjectFile = "datapath.o"
+	// XDPObjectFile holds only the node's XDP programs and the maps they use,
+	// for attaching with iproute2 ("ip link set dev D xdp obj xdp.o sec
+	// xdp"): iproute2 loads just the program it attaches, and libbpf then
+	// cannot fill datapath.o's tail-call slots with programs it did not load.
+	XDPObjectFile = "xdp.o"
+	ListingFile   = "datapath.s"
+	IRFile        = "datapath.ir"
+	ManifestFile  = "manifest.json"
+	MapsFile      = "maps.json"
 )
 
 // Options control a compilation.
@@ -132,6 +139,13 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 			IRFile:      []byte(m.String()),
 		},
 	}
+	if xo := objectOfType(obj, ebpf.XDP); xo != nil {
+		b, err := backend.WriteELF(xo)
+		if err != nil {
+			return nil, err
+		}
+		a.Files[XDPObjectFile] = b
+	}
 	maps, err := encodeContents(m, res.Contents)
 	if err != nil {
 		return nil, err
@@ -144,6 +158,33 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 	}
 	a.Files[ManifestFile] = man
 	return a, nil
+}
+
+// objectOfType returns the programs of obj of type t with the maps they
+// use, or nil when obj has none.
+func objectOfType(obj *backend.Object, t ebpf.ProgramType) *backend.Object {
+	used := make(map[string]bool)
+	out := &backend.Object{License: obj.License}
+	for _, p := range obj.Programs {
+		if p.Type != t {
+			continue
+		}
+		out.Programs = append(out.Programs, p)
+		for _, ins := range p.Insns {
+			if ins.IsLoadFromMap() && ins.Reference() != "" {
+				used[ins.Reference()] = true
+			}
+		}
+	}
+	if len(out.Programs) == 0 {
+		return nil
+	}
+	for _, m := range obj.Maps {
+		if used[m.Name] {
+			out.Maps = append(out.Maps, m)
+		}
+	}
+	return out
 }
 
 func sha(b []byte) string {
