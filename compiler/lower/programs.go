@@ -132,7 +132,7 @@ func (l *lowering) build() error {
 			base = pl.name[len("from_"):]
 		}
 		tails = append(tails, func() {
-			l.progs = append(l.progs, l.ipv4Program(v4, pl.ep, pl.dir, "pol_"+base, defCookie))
+			l.progs = append(l.progs, l.ipv4Program(v4, pl.ep, pl.dir, "pol_"+base, defCookie, pl.pol.pos))
 		})
 	}
 	for _, f := range tails {
@@ -244,7 +244,10 @@ func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, 
 // wins; otherwise an allow in either passes; otherwise the packet meets the
 // default deny. Every verdict counts the packet against the cookie of the
 // rule that decided it.
-func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, polMap string, defCookie uint32) *ir.Program {
+//
+// Header parsing points at the endpoint; the policy lookups and verdicts
+// point at polPos, the policy that made the direction enforced.
+func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, polMap string, defCookie uint32, polPos source.Pos) *ir.Program {
 	pos := ep.Pos
 	pb := ir.NewProgram(name, ir.ProgSchedCLS, "tc", pos)
 	b := pb.Block("entry")
@@ -292,10 +295,10 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 	pt.Bounds(pos, l4, ethHLen+4, end, "ports_ok", "malformed")
 	po := pb.Block("ports_ok")
 	dport := po.Load(pos, l4, ethHLen+2, 2)
-	l.policyLookups(pb, po, "l4", ctx, polMap, dir, id, proto, ir.V(dport), prefixPort, defCookie, pos)
+	l.policyLookups(pb, po, "l4", ctx, polMap, dir, id, proto, ir.V(dport), prefixPort, defCookie, polPos)
 
 	l3 := pb.Block("l3")
-	l.policyLookups(pb, l3, "l3", ctx, polMap, dir, id, proto, ir.C(0), prefixProto, defCookie, pos)
+	l.policyLookups(pb, l3, "l3", ctx, polMap, dir, id, proto, ir.C(0), prefixProto, defCookie, polPos)
 
 	l.dropBlock(pb, "malformed", ctx, dropMalformed, pos)
 	return pb.Program()
