@@ -8,7 +8,11 @@ DEMO_OUT  ?= out/demo
 # make test must stay well under 30 minutes on 2 cores.
 TEST_TIMEOUT ?= 25m
 
+CUE_VERSION := v0.17.1
+
 export CGO_ENABLED ?= 0
+# Tools the tests use that come from the Go module proxy live in bin/.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: all build test check golden demo bench fuzz deps clean
 
@@ -19,8 +23,10 @@ build:
 	$(GO) build -o $(BIN)/ebpfc ./cmd/ebpfc
 
 # deps installs the OS tools the tests use (bpftool, iproute2) when they are
-# missing and we are root; as another user it only says what is missing.
+# missing and we are root; as another user it only says what is missing. The
+# cue command (to test `cue vet` against the schema) goes into bin/.
 deps:
+	@command -v cue >/dev/null 2>&1 || GOBIN=$(CURDIR)/$(BIN) $(GO) install cuelang.org/go/cmd/cue@$(CUE_VERSION)
 	@missing=""; \
 	command -v bpftool >/dev/null 2>&1 || missing="$$missing bpftool"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \

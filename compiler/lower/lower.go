@@ -38,7 +38,7 @@ type Cookie struct {
 	Policy    string     `json:"policy,omitempty"`
 	Direction string     `json:"direction"`
 	Rule      int        `json:"rule"` // index in the policy's rule list, -1 for a default
-	Endpoint  string     `json:"endpoint"`
+	Endpoint  string     `json:"endpoint,omitempty"`
 	Pos       source.Pos `json:"-"`
 }
 
