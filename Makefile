@@ -64,7 +64,9 @@ demo: build
 	@echo "artifacts in $(DEMO_OUT)/:"; ls -1 $(DEMO_OUT)/*/
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+# -p 1: packages run one after another, so compile benchmarks do not take
+# CPU from the in-kernel packet measurements.
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 FUZZTIME ?= 60s
 fuzz:

@@ -43,6 +43,9 @@ type Options struct {
 	// DumpAfter, when set, writes the IR after the named pass to Dump.
 	DumpAfter string
 	Dump      io.Writer
+	// CheckEveryPass runs ir.Check after lowering and after every pass, as
+	// the tests do. Without it Check runs once, on the final IR.
+	CheckEveryPass bool
 }
 
 // Artifacts is everything compiled for one node.
@@ -114,11 +117,18 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 		return nil, err
 	}
 	m := res.Module
-	if err := ir.Check(m); err != nil {
-		return nil, fmt.Errorf("lowering produced invalid IR: %w", err)
+	if opts.CheckEveryPass {
+		if err := ir.Check(m); err != nil {
+			return nil, fmt.Errorf("lowering produced invalid IR: %w", err)
+		}
 	}
-	if err := ir.Run(m, ir.RunOptions{Check: true, DumpAfter: opts.DumpAfter, Dump: opts.Dump}); err != nil {
+	if err := ir.Run(m, ir.RunOptions{Check: opts.CheckEveryPass, DumpAfter: opts.DumpAfter, Dump: opts.Dump}); err != nil {
 		return nil, err
+	}
+	if !opts.CheckEveryPass {
+		if err := ir.Check(m); err != nil {
+			return nil, fmt.Errorf("passes produced invalid IR: %w", err)
+		}
 	}
 	obj, err := backend.Generate(m)
 	if err != nil {

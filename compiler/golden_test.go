@@ -75,7 +75,7 @@ func compileCase(c *goldenCase, names []string) (map[string][]byte, []*compiler.
 	cfg, err := load.LoadFS(c.inputs, names)
 	var arts []*compiler.Artifacts
 	if err == nil {
-		arts, err = compiler.Compile(cfg, compiler.Options{})
+		arts, err = compiler.Compile(cfg, compiler.Options{CheckEveryPass: true})
 	}
 	if err != nil {
 		errs, ok := source.AsErrors(err)
