@@ -102,6 +102,17 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int,
 	}
 }
 
+// parseArgs is parseInterspersed that answers --help on stdout, as a
+// requested help is not an error.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, ok bool) {
+	pos, code, ok = parseInterspersed(fs, args)
+	if !ok && code == exitOK {
+		fs.SetOutput(stdout)
+		fs.Usage()
+	}
+	return pos, code, ok
+}
+
 func newFlagSet(name, usageLine, description string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -128,12 +139,8 @@ the initial map contents (maps.json), the listing (datapath.s) and the IR
 	out := fs.String("o", "out", "output directory")
 	dumpAfter := fs.String("dump-after", "", "print the IR after this pass to standard error")
 	quiet := fs.Bool("q", false, "print nothing on success")
-	pos, code, ok := parseInterspersed(fs, args)
+	pos, code, ok := parseArgs(fs, args, stdout)
 	if !ok {
-		if code == exitOK {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
 		return code
 	}
 	if len(pos) != 1 {
@@ -184,12 +191,8 @@ func runSchema(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("schema", "ebpfc schema",
 		`Prints the CUE schema of the configuration language, so that
 'ebpfc schema > schema.cue && cue vet schema.cue *.cue' checks files without ebpfc.`, stderr)
-	pos, code, ok := parseInterspersed(fs, args)
+	pos, code, ok := parseArgs(fs, args, stdout)
 	if !ok {
-		if code == exitOK {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
 		return code
 	}
 	if len(pos) != 0 {
@@ -202,12 +205,8 @@ func runSchema(args []string, stdout, stderr io.Writer) int {
 
 func runVersion(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version", "ebpfc version", "Prints the version of ebpfc and of the libraries that shape its output.", stderr)
-	pos, code, ok := parseInterspersed(fs, args)
+	pos, code, ok := parseArgs(fs, args, stdout)
 	if !ok {
-		if code == exitOK {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
 		return code
 	}
 	if len(pos) != 0 {

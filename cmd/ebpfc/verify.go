@@ -12,12 +12,8 @@ one node's directory in it) through the running kernel's verifier and prints
 the verifier's processed-instruction count per program. Nothing is attached.
 Needs root on Linux.`, stderr)
 	kernel := fs.Bool("kernel", false, "verify with the running kernel's verifier")
-	pos, code, ok := parseInterspersed(fs, args)
+	pos, code, ok := parseArgs(fs, args, stdout)
 	if !ok {
-		if code == exitOK {
-			fs.SetOutput(stdout)
-			fs.Usage()
-		}
 		return code
 	}
 	if len(pos) != 1 {

@@ -348,15 +348,7 @@ func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag 
 // rule_stats (and, for a drop, against the policy reason in drop_stats) and
 // returns the verdict.
 func (l *lowering) verdictBlock(pb *ir.ProgramBuilder, label string, ctx ir.Value, cookie ir.Operand, allow bool, pos source.Pos) {
-	b := pb.Block(label)
-	st := b.MapLookup(pos, ruleStatsMap, cookie)
-	b.IfNull(pos, st, label+"_done", label+"_count")
-	c := pb.Block(label + "_count")
-	n := c.CtxLoad(pos, ctx, "len")
-	c.AtomicAdd(pos, st, 0, 8, ir.C(1))
-	c.AtomicAdd(pos, st, 8, 8, ir.V(n))
-	c.Jump(pos, label+"_done")
-	d := pb.Block(label + "_done")
+	d := l.countBlocks(pb, label, ctx, ruleStatsMap, cookie, pos)
 	if allow {
 		d.Return(pos, tcOK)
 		return
@@ -368,16 +360,23 @@ func (l *lowering) verdictBlock(pb *ir.ProgramBuilder, label string, ctx ir.Valu
 // dropBlock emits a block that counts a drop for reason and returns
 // TC_ACT_SHOT.
 func (l *lowering) dropBlock(pb *ir.ProgramBuilder, label string, ctx ir.Value, reason int, pos source.Pos) {
+	d := l.countBlocks(pb, label, ctx, dropStatsMap, ir.C(int64(reason)), pos)
+	d.Return(pos, tcShot)
+}
+
+// countBlocks emits, from a block called label, the addition of the packet
+// and its bytes to entry key of the per-CPU stats map statsMap, and returns
+// the unterminated block that follows.
+func (l *lowering) countBlocks(pb *ir.ProgramBuilder, label string, ctx ir.Value, statsMap string, key ir.Operand, pos source.Pos) *ir.BlockBuilder {
 	b := pb.Block(label)
-	st := b.MapLookup(pos, dropStatsMap, ir.C(int64(reason)))
+	st := b.MapLookup(pos, statsMap, key)
 	b.IfNull(pos, st, label+"_done", label+"_count")
 	c := pb.Block(label + "_count")
 	n := c.CtxLoad(pos, ctx, "len")
 	c.AtomicAdd(pos, st, 0, 8, ir.C(1))
 	c.AtomicAdd(pos, st, 8, 8, ir.V(n))
 	c.Jump(pos, label+"_done")
-	d := pb.Block(label + "_done")
-	d.Return(pos, tcShot)
+	return pb.Block(label + "_done")
 }
 
 // xdpPrefilter drops, at the host's devices, IPv4 packets whose header is
