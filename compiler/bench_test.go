@@ -45,7 +45,7 @@ func benchConfig(n int) *model.Config {
 			Labels:    map[string]string{},
 			Features:  map[string]bool{},
 		}},
-		Settings: model.Settings{Enforcement: model.EnforceDefault, VerdictEvents: "denied"},
+		Settings: model.Settings{Enforcement: model.EnforceDefault, VerdictEvents: "all"},
 	}
 	for i := range nns {
 		name := ns(i)

@@ -71,7 +71,7 @@ func packetConfig(rules int) *model.Config {
 		Namespaces: []*model.Namespace{{Name: "default", Labels: map[string]string{"kubernetes.io/metadata.name": "default"}}},
 		Endpoints:  []*model.Endpoint{web},
 		Policies:   []*model.Policy{pol},
-		Settings:   model.Settings{Enforcement: model.EnforceDefault, VerdictEvents: "denied"},
+		Settings:   model.Settings{Enforcement: model.EnforceDefault, VerdictEvents: "all"},
 	}
 }
 

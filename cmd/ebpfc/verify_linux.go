@@ -24,6 +24,10 @@ func verifyKernel(out string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintf(stderr, "ebpfc verify --kernel: loading programs needs root; run it with sudo\n")
+		return exitUsage
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		fmt.Fprintf(stderr, "ebpfc verify: %v\n", err)
 		return exitInternal

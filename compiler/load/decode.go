@@ -843,10 +843,12 @@ func (d *decoder) settings(v cue.Value, path []string) model.Settings {
 		VerdictEvents: "all",
 		MapSizes:      map[string]uint32{},
 		CTTimeouts:    map[string]int{},
+		FieldPos:      map[string]source.Pos{},
 		Pos:           d.pos(v, path, true),
 	}
 	for _, f := range d.fields(v, path) {
 		fp := at(path, f.name)
+		s.FieldPos[f.name] = d.pos(f.value, fp, true)
 		switch f.name {
 		case "enforcement":
 			s.Enforcement = model.Enforcement(d.str(f.value, fp))
@@ -857,6 +859,7 @@ func (d *decoder) settings(v cue.Value, path []string) model.Settings {
 		case "mapSizes":
 			for _, g := range d.fields(f.value, fp) {
 				s.MapSizes[g.name] = uint32(d.integer(g.value, at(fp, g.name), 1, 1<<24))
+				s.FieldPos["mapSizes."+g.name] = d.pos(g.value, at(fp, g.name), true)
 			}
 		case "mapSizeRatio":
 			r, err := d.defaulted(f.value).Float64()

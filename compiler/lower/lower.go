@@ -102,9 +102,7 @@ func Supported(cfg *model.Config) source.Errors {
 	for _, t := range cfg.Tests {
 		errs.Add(t.Pos, "tests are not supported yet by compile (test %q); remove them to compile the rest", t.Name)
 	}
-	if cfg.Settings.Audit {
-		errs.Add(cfg.Settings.Pos, "settings.audit is not supported yet")
-	}
+	supportedSettings(&errs, &cfg.Settings)
 	for _, ep := range cfg.Endpoints {
 		if len(ep.HostPorts) > 0 {
 			errs.Add(ep.HostPorts[0].Pos, "hostPorts are not supported yet (endpoint %s)", ep.ID())
@@ -129,6 +127,35 @@ func Supported(cfg *model.Config) source.Errors {
 	}
 	errs.Sort()
 	return errs
+}
+
+// loweredMapSizes are the settings.mapSizes entries that size a map ebpfc
+// emits today.
+var loweredMapSizes = map[string]bool{"policy": true, "ipcache": true}
+
+func supportedSettings(errs *source.Errors, s *model.Settings) {
+	if s.Audit {
+		errs.Add(s.At("audit"), "settings.audit is not supported yet")
+	}
+	if s.VerdictEvents != "" && s.VerdictEvents != "all" {
+		errs.Add(s.At("verdictEvents"), "settings.verdictEvents %q is not supported yet: no verdict events are emitted; remove it", s.VerdictEvents)
+	}
+	var names []string
+	for name := range s.MapSizes {
+		if !loweredMapSizes[name] {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		errs.Add(s.At("mapSizes."+name), "settings.mapSizes.%s is not supported yet: ebpfc emits no %s map; remove it (policy and ipcache can be sized)", name, name)
+	}
+	if s.MapSizeRatio != 0 {
+		errs.Add(s.At("mapSizeRatio"), "settings.mapSizeRatio is not supported yet; size maps with settings.mapSizes.policy and .ipcache")
+	}
+	if len(s.CTTimeouts) > 0 {
+		errs.Add(s.At("conntrackTimeouts"), "settings.conntrackTimeouts is not supported yet: there is no connection tracking; remove it")
+	}
 }
 
 func supportedRule(errs *source.Errors, p *model.Policy, r *model.Rule) {

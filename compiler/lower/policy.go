@@ -77,15 +77,33 @@ func ruleCookies(cfg *model.Config) (map[*model.Rule]uint32, []Cookie) {
 	return ids, cookies
 }
 
-// selects reports whether policy p applies to endpoint ep.
-func selects(p *model.Policy, ep *model.Endpoint) bool {
-	if p.EndpointSelector == nil {
+// selects reports whether policy p applies to endpoint ep. A namespaced
+// policy applies only in its namespace; a selector that restricts namespaces
+// (namespaceSelector, or Cilium's namespace label) must also match the
+// labels of the endpoint's namespace.
+func (l *lowering) selects(p *model.Policy, ep *model.Endpoint) bool {
+	sel := p.EndpointSelector
+	if sel == nil {
 		return false
 	}
 	if !p.ClusterWide && p.Namespace != ep.Namespace {
 		return false
 	}
-	return p.EndpointSelector.Matches(ep.Labels)
+	if sel.Namespaces != nil && !sel.Namespaces.Matches(l.namespaceLabels(ep.Namespace)) {
+		return false
+	}
+	return sel.Matches(ep.Labels)
+}
+
+// namespaceLabels returns the labels of namespace ns. Every namespace
+// carries kubernetes.io/metadata.name, also one the config only implies.
+func (l *lowering) namespaceLabels(ns string) map[string]string {
+	for _, n := range l.cfg.Namespaces {
+		if n.Name == ns {
+			return n.Labels
+		}
+	}
+	return map[string]string{"kubernetes.io/metadata.name": ns}
 }
 
 // endpointPolicy is what lowering needs to know about one endpoint in one
@@ -115,7 +133,7 @@ func (l *lowering) computePolicy(ep *model.Endpoint, dir direction, cookies map[
 	}
 	best := make(map[[5]uint64]uint32)
 	for _, p := range l.cfg.Policies {
-		if !selects(p, ep) {
+		if !l.selects(p, ep) {
 			continue
 		}
 		rules := p.Ingress

@@ -316,18 +316,12 @@ func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag 
 	b.IfNull(pos, peer, lbl("any_only"), lbl("peer_hit"))
 
 	// The peer's identity matched.
-	ph := pb.Block(lbl("peer_hit"))
-	pflags := ph.Load(pos, peer, 4, 4)
-	pcookie := ph.Load(pos, peer, 0, 4)
-	ph.Branch(pos, ir.Set, pflags, ir.C(flagDeny), lbl("peer_deny"), lbl("peer_check_any"))
+	pcookie := readEntry(pb.Block(lbl("peer_hit")), peer, lbl("peer_deny"), lbl("peer_check_any"), pos)
 	l.verdictBlock(pb, lbl("peer_deny"), ctx, ir.V(pcookie), false, pos)
 	pa := pb.Block(lbl("peer_check_any"))
 	any1 := pa.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
 	pa.IfNull(pos, any1, lbl("peer_allow"), lbl("both_hit"))
-	bh := pb.Block(lbl("both_hit"))
-	aflags := bh.Load(pos, any1, 4, 4)
-	acookie := bh.Load(pos, any1, 0, 4)
-	bh.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("any_deny"), lbl("peer_allow"))
+	acookie := readEntry(pb.Block(lbl("both_hit")), any1, lbl("any_deny"), lbl("peer_allow"), pos)
 	l.verdictBlock(pb, lbl("any_deny"), ctx, ir.V(acookie), false, pos)
 	l.verdictBlock(pb, lbl("peer_allow"), ctx, ir.V(pcookie), true, pos)
 
@@ -335,13 +329,19 @@ func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag 
 	ao := pb.Block(lbl("any_only"))
 	any2 := ao.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
 	ao.IfNull(pos, any2, lbl("default_deny"), lbl("any_hit"))
-	ah := pb.Block(lbl("any_hit"))
-	flags2 := ah.Load(pos, any2, 4, 4)
-	cookie2 := ah.Load(pos, any2, 0, 4)
-	ah.Branch(pos, ir.Set, flags2, ir.C(flagDeny), lbl("any_only_deny"), lbl("any_allow"))
+	cookie2 := readEntry(pb.Block(lbl("any_hit")), any2, lbl("any_only_deny"), lbl("any_allow"), pos)
 	l.verdictBlock(pb, lbl("any_only_deny"), ctx, ir.V(cookie2), false, pos)
 	l.verdictBlock(pb, lbl("any_allow"), ctx, ir.V(cookie2), true, pos)
 	l.verdictBlock(pb, lbl("default_deny"), ctx, ir.C(int64(defCookie)), false, pos)
+}
+
+// readEntry ends b by branching on the deny flag of the policy map entry
+// entry (non-null in b) and returns the entry's cookie.
+func readEntry(b *ir.BlockBuilder, entry ir.Value, deny, notDeny string, pos source.Pos) ir.Value {
+	flags := b.Load(pos, entry, 4, 4)
+	cookie := b.Load(pos, entry, 0, 4)
+	b.Branch(pos, ir.Set, flags, ir.C(flagDeny), deny, notDeny)
+	return cookie
 }
 
 // verdictBlock emits a block that counts the packet against cookie in

@@ -374,7 +374,20 @@ type Settings struct {
 	MapSizes      map[string]uint32
 	MapSizeRatio  float64        // other maps' sizes as a fraction of node memory; 0 means unset
 	CTTimeouts    map[string]int // seconds, by name (tcp, tcpSyn, tcpFin, udp, icmp, any)
-	Pos           Pos
+	// FieldPos holds the position of each field written, by its path under
+	// settings ("verdictEvents", "mapSizes.conntrack", …), so that an error
+	// about one field points at it.
+	FieldPos map[string]Pos
+	Pos      Pos
+}
+
+// At returns the position of the settings field at path, or of the settings
+// section when the field has none.
+func (s *Settings) At(path string) Pos {
+	if p, ok := s.FieldPos[path]; ok && p.IsValid() {
+		return p
+	}
+	return s.Pos
 }
 
 // Test is a policy unit test: a connection attempt and what must happen.
