@@ -35,17 +35,23 @@ type command struct {
 	name    string
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
+	order   int // position in the usage list
 }
 
+// commands lists the subcommands in usage order. Each command registers
+// itself from the file that implements it.
 var commands []command
 
+func register(c command) {
+	commands = append(commands, c)
+	sort.SliceStable(commands, func(i, j int) bool { return commands[i].order < commands[j].order })
+}
+
 func init() {
-	commands = []command{
-		{"compile", "compile a configuration directory into per-node eBPF artifacts", runCompile},
-		{"verify", "load compiled programs through the kernel verifier", runVerify},
-		{"schema", "print the CUE schema of the configuration language", runSchema},
-		{"version", "print the version of ebpfc", runVersion},
-	}
+	register(command{"compile", "compile a configuration directory into per-node eBPF artifacts", runCompile, 10})
+	register(command{"verify", "load compiled programs through the kernel verifier", runVerify, 40})
+	register(command{"schema", "print the CUE schema of the configuration language", runSchema, 90})
+	register(command{"version", "print the version of ebpfc", runVersion, 100})
 }
 
 func main() {
