@@ -63,6 +63,11 @@ type ManifestMap struct {
 	Pin        string         `json:"pin"`
 	Entries    int            `json:"initialEntries"`
 	Slots      []string       `json:"slots,omitempty"`
+	// Sync is true for maps whose whole contents the configuration decides
+	// (they appear in maps.json): a loader makes the kernel map equal to
+	// them. Other maps (counters, connection tracking, events) belong to
+	// the datapath and a loader never rewrites them.
+	Sync bool `json:"sync"`
 }
 
 // ManifestStruct is the layout of a key or value.
@@ -143,8 +148,10 @@ func buildManifest(n *model.Node, res *lower.Result, obj *backend.Object, files 
 		m.Programs = append(m.Programs, mp)
 	}
 	entries := make(map[string]int)
+	synced := make(map[string]bool)
 	for _, c := range res.Contents {
 		entries[c.Map] = len(c.Entries)
+		synced[c.Map] = true
 	}
 	for _, mp := range obj.Maps {
 		m.Maps = append(m.Maps, ManifestMap{
@@ -152,7 +159,7 @@ func buildManifest(n *model.Node, res *lower.Result, obj *backend.Object, files 
 			Key: manifestStruct(mp.Key), Value: manifestStruct(mp.Value),
 			MaxEntries: mp.MaxEntries, Flags: mp.Flags,
 			Pin: "ebpfc/" + n.Name + "/" + mp.Name, Entries: entries[mp.Name],
-			Slots: mp.Slots,
+			Slots: mp.Slots, Sync: synced[mp.Name],
 		})
 	}
 	for _, c := range res.Cookies {
