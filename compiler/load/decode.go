@@ -238,6 +238,9 @@ func (d *decoder) config(v cue.Value) *model.Config {
 		if x, ok := d.lookup(c, "serviceCIDRs"); ok {
 			cfg.Cluster.ServiceCIDRs = d.prefixes(x, at(path, "serviceCIDRs"))
 		}
+		if x, ok := d.lookup(c, "apiServer"); ok {
+			cfg.Cluster.APIServer = d.addrs(x, at(path, "apiServer"))
+		}
 	}
 	if x, ok := d.lookup(v, "nodes"); ok {
 		for _, f := range d.fields(x, []string{"nodes"}) {

@@ -66,6 +66,14 @@ func checkName(kind, name string, max int, re *regexp.Regexp) string {
 func (v *validator) checkNodes() {
 	v.nodeByName = map[string]*model.Node{}
 	addrOwner := map[netip.Addr]*model.Node{}
+	seenAPI := map[netip.Addr]bool{}
+	for _, a := range v.cfg.Cluster.APIServer {
+		v.checkAddr(v.cfg.Cluster.Pos, a)
+		if seenAPI[a] {
+			v.errorf(v.cfg.Cluster.Pos, "cluster.apiServer lists %s twice", a)
+		}
+		seenAPI[a] = true
+	}
 	for _, n := range v.cfg.Nodes {
 		v.nodeByName[n.Name] = n
 		if msg := checkName("node", n.Name, 253, dnsSubdomainRE); msg != "" {
@@ -76,6 +84,9 @@ func (v *validator) checkNodes() {
 		}
 		for _, a := range n.Addresses {
 			v.checkAddr(n.Pos, a)
+			if slices.Contains(v.cfg.Cluster.APIServer, a) {
+				v.errorf(n.Pos, "node %s has address %s, which is listed in cluster.apiServer; an address has one identity, so list API servers that run on nodes by the node (entity host or remote-node)", n.Name, a)
+			}
 			if other, ok := addrOwner[a]; ok && other != n {
 				v.errorf(n.Pos, "node %s has address %s, which node %s (%s) has too", n.Name, a, other.Name, other.Pos)
 			}
@@ -154,6 +165,9 @@ func (v *validator) checkEndpoints() {
 			}
 			if n, ok := nodeAddr[a]; ok {
 				v.errorf(e.Pos, "endpoint %s has address %s, which is node %s's address", e.ID(), a, n.Name)
+			}
+			if slices.Contains(v.cfg.Cluster.APIServer, a) {
+				v.errorf(e.Pos, "endpoint %s has address %s, which is listed in cluster.apiServer; an address has one identity", e.ID(), a)
 			}
 			byAddr[a] = e
 		}

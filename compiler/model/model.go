@@ -36,7 +36,10 @@ type Cluster struct {
 	Name         string
 	PodCIDRs     []netip.Prefix
 	ServiceCIDRs []netip.Prefix
-	Pos          Pos
+	// APIServer are the addresses of the Kubernetes API server; they have
+	// the reserved identity kube-apiserver.
+	APIServer []netip.Addr
+	Pos       Pos
 }
 
 // Node is a machine that runs endpoints and gets its own compiled datapath.
@@ -135,11 +138,27 @@ type Policy struct {
 	Egress           []*Rule
 	IngressDeny      []*Rule
 	EgressDeny       []*Rule
-	Audit            bool
-	Description      string
+	// DefaultDenyIngress and DefaultDenyEgress put the selected endpoints
+	// in default deny for the direction even when the policy has no rules
+	// for it (Kubernetes' policyTypes). A policy with any rule in a
+	// direction enforces that direction anyway.
+	DefaultDenyIngress bool
+	DefaultDenyEgress  bool
+	Audit              bool
+	Description        string
 	// FromKubernetes marks a networking.k8s.io/v1 NetworkPolicy.
 	FromKubernetes bool
 	Pos            Pos
+}
+
+// Enforces reports whether p puts the endpoints it selects in default deny
+// for ingress (egress=false) or egress (egress=true): it has allow or deny
+// rules for the direction, or asks for it with DefaultDeny*.
+func (p *Policy) Enforces(egress bool) bool {
+	if egress {
+		return p.DefaultDenyEgress || len(p.Egress)+len(p.EgressDeny) > 0
+	}
+	return p.DefaultDenyIngress || len(p.Ingress)+len(p.IngressDeny) > 0
 }
 
 // ID returns "namespace/name", or "name" for a cluster-wide policy.
