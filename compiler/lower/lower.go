@@ -11,7 +11,6 @@ package lower
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -34,11 +33,12 @@ type Attachment struct {
 // its policy and CUE position.
 type Cookie struct {
 	ID        uint32     `json:"cookie"`
-	Kind      string     `json:"kind"` // "allow" or "default-deny"
+	Kind      string     `json:"kind"` // "allow", "deny" or "default-deny"
 	Policy    string     `json:"policy,omitempty"`
 	Direction string     `json:"direction"`
 	Rule      int        `json:"rule"` // index in the policy's rule list, -1 for a default
 	Endpoint  string     `json:"endpoint,omitempty"`
+	Audit     bool       `json:"audit,omitempty"` // its denials only report
 	Pos       source.Pos `json:"-"`
 }
 
@@ -72,16 +72,6 @@ type Result struct {
 	DropReasons []string // index = reason code
 }
 
-// The reserved identities, numbered as Cilium numbers them.
-const (
-	IdentityAny   = 0 // the wildcard identity in policy keys
-	IdentityHost  = 1
-	IdentityWorld = 2
-	// IdentityCIDRBase is the first identity given to a CIDR prefix. Like
-	// Cilium's local identities these have bit 24 set and never leave the node.
-	IdentityCIDRBase = 1 << 24
-)
-
 // Default map sizes, overridable through settings.mapSizes.
 const (
 	defaultIPCacheSize = 16384
@@ -112,16 +102,7 @@ func Supported(cfg *model.Config) source.Errors {
 		if p.NodeSelector != nil {
 			errs.Add(p.NodeSelector.Pos, "nodeSelector policies (host firewall) are not supported yet (policy %s)", p.ID())
 		}
-		if p.Audit {
-			errs.Add(p.Pos, "audit mode is not supported yet (policy %s)", p.ID())
-		}
-		for _, r := range p.IngressDeny {
-			errs.Add(r.Pos, "ingressDeny rules are not supported yet (policy %s)", p.ID())
-		}
-		for _, r := range p.EgressDeny {
-			errs.Add(r.Pos, "egressDeny rules are not supported yet (policy %s)", p.ID())
-		}
-		for _, r := range slices.Concat(p.Ingress, p.Egress) {
+		for _, r := range slices.Concat(p.Ingress, p.Egress, p.IngressDeny, p.EgressDeny) {
 			supportedRule(&errs, p, r)
 		}
 	}
@@ -134,9 +115,6 @@ func Supported(cfg *model.Config) source.Errors {
 var loweredMapSizes = map[string]bool{"policy": true, "ipcache": true}
 
 func supportedSettings(errs *source.Errors, s *model.Settings) {
-	if s.Audit {
-		errs.Add(s.At("audit"), "settings.audit is not supported yet")
-	}
 	if s.VerdictEvents != "" && s.VerdictEvents != "all" {
 		errs.Add(s.At("verdictEvents"), "settings.verdictEvents %q is not supported yet: no verdict events are emitted; remove it", s.VerdictEvents)
 	}
@@ -159,12 +137,6 @@ func supportedSettings(errs *source.Errors, s *model.Settings) {
 }
 
 func supportedRule(errs *source.Errors, p *model.Policy, r *model.Rule) {
-	for _, s := range r.Endpoints {
-		errs.Add(s.Pos, "endpoint selector peers are not supported yet (policy %s); use CIDR peers", p.ID())
-	}
-	for _, e := range r.Entities {
-		errs.Add(e.Pos, "entity peers are not supported yet (policy %s, entity %s); use CIDR peers", p.ID(), e.Entity)
-	}
 	for _, c := range r.CIDRs {
 		if !c.CIDR.Addr().Is4() {
 			errs.Add(c.Pos, "IPv6 CIDR %s is not supported yet (policy %s)", c.CIDR, p.ID())
@@ -176,19 +148,8 @@ func supportedRule(errs *source.Errors, p *model.Policy, r *model.Rule) {
 		}
 	}
 	for _, ic := range r.ICMPs {
-		errs.Add(ic.Pos, "ICMP rules are not supported yet (policy %s)", p.ID())
-	}
-	for _, pr := range r.Ports {
-		switch {
-		case pr.Name != "":
-			errs.Add(pr.Pos, "named port %q is not supported yet (policy %s); use a port number", pr.Name, p.ID())
-		case pr.EndPort != 0:
-			errs.Add(pr.Pos, "port ranges (endPort) are not supported yet (policy %s)", p.ID())
-		}
-		switch pr.Protocol {
-		case model.ProtoTCP, model.ProtoUDP, model.ProtoAny, "":
-		default:
-			errs.Add(pr.Pos, "protocol %s is not supported yet (policy %s); use TCP, UDP or ANY", pr.Protocol, p.ID())
+		if ic.Family == "IPv6" {
+			errs.Add(ic.Pos, "ICMPv6 rules are not supported yet (policy %s)", p.ID())
 		}
 	}
 }
@@ -202,7 +163,10 @@ func Node(cfg *model.Config, node *model.Node) (*Result, error) {
 			l.endpoints = append(l.endpoints, ep)
 		}
 	}
-	l.allocateIdentities()
+	l.ids = allocateIdentities(cfg)
+	l.sel = newSelectorCache(l.ids)
+	l.cookieOf, l.cookies = ruleCookies(cfg)
+	l.selectPolicies()
 	if err := l.build(); err != nil {
 		return nil, err
 	}
@@ -214,8 +178,10 @@ type lowering struct {
 	node      *model.Node
 	endpoints []*model.Endpoint
 
-	prefixes   []netip.Prefix // CIDR prefixes, sorted; prefix i has identity IdentityCIDRBase+i
-	identities []Identity
+	ids       *identities
+	sel       *selectorCache
+	selecting map[*identity][]*model.Policy // policies selecting each local identity
+	cookieOf  map[*model.Rule]uint32
 
 	module   *ir.Module
 	progs    []*ir.Program
@@ -242,7 +208,7 @@ func (l *lowering) result() *Result {
 		Attach:      l.attach,
 		Cookies:     l.cookies,
 		Contents:    l.contents,
-		Identities:  l.identities,
+		Identities:  l.ids.manifestIdentities(),
 		DropReasons: dropReasonNames[:],
 	}
 }

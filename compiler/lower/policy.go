@@ -26,8 +26,10 @@ func (d direction) String() string {
 // Policy map keys are longest-prefix-match keys over (identity, direction,
 // protocol, destination port): identity and direction always match exactly,
 // a shorter prefix wildcards the port, a shorter one still the protocol.
-// Port ranges become several prefixes of the port. The identity 0 stands for
-// any peer, so a lookup is made with the peer's identity and with 0.
+// Port ranges become several prefixes of the port. For ICMP the "port" is
+// the type in the high byte and the code in the low byte, so a rule without
+// a code is an 8-bit prefix. The identity 0 stands for any peer, so a lookup
+// is made with the peer's identity and with 0.
 const (
 	prefixL3    = 32 + 8           // identity, direction
 	prefixProto = prefixL3 + 8     // + protocol
@@ -36,7 +38,8 @@ const (
 
 // Policy map value flags.
 const (
-	flagDeny = 1 << 0
+	flagDeny  = 1 << 0
+	flagAudit = 1 << 1 // a deny that only reports: the packet passes
 )
 
 var policyKey = ir.Struct{Name: "policy_key", Fields: []ir.Field{
@@ -52,24 +55,39 @@ var policyValue = ir.Struct{Name: "policy_value", Fields: []ir.Field{
 	{Name: "flags", Size: 4},
 }}
 
-// ruleCookies numbers every allow rule of the config, in policy order, from
-// 1. The numbering does not depend on the node, so a cookie means the same
-// rule everywhere.
+// The IP protocol numbers.
+const (
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+	protoSCTP   = 132
+)
+
+// ruleCookies numbers every rule of the config, in policy order and, within
+// a policy, ingress, egress, ingressDeny then egressDeny rules in the order
+// written, from 1. The numbering does not depend on the node, so a cookie
+// means the same rule everywhere, and the lowest cookie among the matching
+// rules of a kind is the first one (docs/policy.md).
 func ruleCookies(cfg *model.Config) (map[*model.Rule]uint32, []Cookie) {
 	ids := make(map[*model.Rule]uint32)
 	var cookies []Cookie
 	for _, p := range cfg.Policies {
-		for _, dir := range []direction{ingress, egress} {
-			rules := p.Ingress
-			if dir == egress {
-				rules = p.Egress
-			}
-			for i, r := range rules {
+		lists := []struct {
+			rules []*model.Rule
+			dir   direction
+			kind  string
+		}{
+			{p.Ingress, ingress, "allow"}, {p.Egress, egress, "allow"},
+			{p.IngressDeny, ingress, "deny"}, {p.EgressDeny, egress, "deny"},
+		}
+		for _, list := range lists {
+			for i, r := range list.rules {
 				id := uint32(len(cookies) + 1)
 				ids[r] = id
 				cookies = append(cookies, Cookie{
-					ID: id, Kind: "allow", Policy: p.ID(), Direction: dir.String(),
-					Rule: i, Pos: r.Pos,
+					ID: id, Kind: list.kind, Policy: p.ID(), Direction: list.dir.String(),
+					Rule: i, Audit: p.Audit, Pos: r.Pos,
 				})
 			}
 		}
@@ -77,139 +95,308 @@ func ruleCookies(cfg *model.Config) (map[*model.Rule]uint32, []Cookie) {
 	return ids, cookies
 }
 
-// selects reports whether policy p applies to endpoint ep. A namespaced
-// policy applies only in its namespace; a selector that restricts namespaces
-// (namespaceSelector, or Cilium's namespace label) must also match the
-// labels of the endpoint's namespace.
-func (l *lowering) selects(p *model.Policy, ep *model.Endpoint) bool {
-	sel := p.EndpointSelector
-	if sel == nil {
-		return false
-	}
-	if !p.ClusterWide && p.Namespace != ep.Namespace {
-		return false
-	}
-	if sel.Namespaces != nil && !sel.Namespaces.Matches(l.namespaceLabels(ep.Namespace)) {
-		return false
-	}
-	return sel.Matches(ep.Labels)
+// polKey is a policy map key of one endpoint and direction.
+type polKey struct {
+	plen  uint8
+	id    uint32
+	proto uint8
+	port  uint16
 }
 
-// namespaceLabels returns the labels of namespace ns. Every namespace
-// carries kubernetes.io/metadata.name, also one the config only implies.
-func (l *lowering) namespaceLabels(ns string) map[string]string {
-	for _, n := range l.cfg.Namespaces {
-		if n.Name == ns {
-			return n.Labels
-		}
-	}
-	return map[string]string{"kubernetes.io/metadata.name": ns}
+// polVal is what a key decides.
+type polVal struct {
+	cookie uint32
+	deny   bool
+	audit  bool
 }
 
 // endpointPolicy is what lowering needs to know about one endpoint in one
 // direction.
 type endpointPolicy struct {
 	enforced bool
+	audit    bool       // a default deny only reports
 	entries  []Entry    // policy map entries for this direction
 	pos      source.Pos // where enforcement came from: the first selecting policy
 }
 
 // computePolicy decides whether ep is enforced in dir and which policy map
-// entries allow its traffic.
-//
-// An endpoint selected by no policy with rules in a direction is open in that
-// direction; once selected it is default-deny. As in Cilium, a rule with
-// neither peers nor ports ("ingress: [{}]") matches nothing and only turns
-// enforcement on, a rule with ports but no peers applies to every peer, and a
-// rule with peers but no ports allows every protocol and port.
-func (l *lowering) computePolicy(ep *model.Endpoint, dir direction, cookies map[*model.Rule]uint32) endpointPolicy {
-	var ep_ endpointPolicy
-	switch l.cfg.Settings.Enforcement {
-	case model.EnforceNever:
-		return ep_
-	case model.EnforceAlways:
-		ep_.enforced = true
-		ep_.pos = l.cfg.Settings.Pos
+// entries decide its traffic (docs/policy.md, "How policies combine").
+func (l *lowering) computePolicy(ep *model.Endpoint, dir direction) endpointPolicy {
+	var out endpointPolicy
+	settings := &l.cfg.Settings
+	if settings.Enforcement == model.EnforceNever {
+		return out
 	}
-	best := make(map[[5]uint64]uint32)
-	for _, p := range l.cfg.Policies {
-		if !l.selects(p, ep) {
+	allAudit, anyPolicy := true, false
+	if settings.Enforcement == model.EnforceAlways {
+		out.enforced = true
+		out.pos = settings.Pos
+		allAudit = false
+	}
+	keys := make(map[polKey]polVal)
+	record := func(k polKey, v polVal) {
+		old, ok := keys[k]
+		switch {
+		case !ok, v.deny && !old.deny, v.deny == old.deny && v.cookie < old.cookie:
+			keys[k] = v
+		}
+	}
+	subject := l.ids.byEndpoint[ep]
+	for _, p := range l.selecting[subject] {
+		if !p.Enforces(dir == egress) {
 			continue
 		}
-		rules := p.Ingress
+		if !out.enforced {
+			out.enforced = true
+			out.pos = p.Pos
+		}
+		anyPolicy = true
+		allAudit = allAudit && p.Audit
+		allow, deny := p.Ingress, p.IngressDeny
 		if dir == egress {
-			rules = p.Egress
+			allow, deny = p.Egress, p.EgressDeny
 		}
-		if len(rules) == 0 {
-			continue
+		for _, r := range allow {
+			v := polVal{cookie: l.cookieOf[r]}
+			for _, k := range l.ruleKeys(p, r, ep, dir) {
+				record(k, v)
+			}
 		}
-		if !ep_.enforced {
-			ep_.enforced = true
-			ep_.pos = p.Pos
-		}
-		for _, r := range rules {
-			cookie := cookies[r]
-			for _, k := range l.ruleKeys(r, dir) {
-				if old, ok := best[k]; !ok || cookie < old {
-					best[k] = cookie
-				}
+		for _, r := range deny {
+			v := polVal{cookie: l.cookieOf[r], deny: true, audit: p.Audit || settings.Audit}
+			for _, k := range l.ruleKeys(p, r, ep, dir) {
+				record(k, v)
 			}
 		}
 	}
-	for k, cookie := range best {
-		ep_.entries = append(ep_.entries, Entry{Key: k[:], Value: []uint64{uint64(cookie), 0}})
+	out.audit = settings.Audit || anyPolicy && allAudit
+	for k, v := range propagate(keys) {
+		var flags uint64
+		if v.deny {
+			flags |= flagDeny
+			if v.audit {
+				flags |= flagAudit
+			}
+		}
+		out.entries = append(out.entries, Entry{
+			Key:   []uint64{uint64(k.plen), uint64(k.id), uint64(dir), uint64(k.proto), uint64(k.port)},
+			Value: []uint64{uint64(v.cookie), flags},
+		})
 	}
-	slices.SortFunc(ep_.entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
-	return ep_
+	slices.SortFunc(out.entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
+	return out
 }
 
-// ruleKeys returns the policy map keys (prefixlen, identity, egress,
-// protocol, dport) rule r allows.
-func (l *lowering) ruleKeys(r *model.Rule, dir direction) [][5]uint64 {
-	var ids []uint32
-	switch {
-	case !r.HasPeers && len(r.Ports) == 0:
-		return nil
-	case !r.HasPeers:
-		ids = []uint32{IdentityAny}
-	default:
-		for _, c := range r.CIDRs {
-			ids = append(ids, l.peerIdentities(c)...)
-		}
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
-	}
-	type l4 struct {
-		plen  uint64
-		proto uint8
-		port  uint16
-	}
-	var ports []l4
-	if len(r.Ports) == 0 {
-		ports = append(ports, l4{plen: prefixL3})
-	}
-	for _, pr := range r.Ports {
-		protos := []model.Protocol{pr.Protocol}
-		if pr.Protocol == model.ProtoAny || pr.Protocol == "" {
-			if pr.Port == 0 {
-				ports = append(ports, l4{plen: prefixL3})
+// propagate makes each key decide what the set of keys that match a packet
+// decides, so that the longest-prefix match alone gives the verdict: a key
+// covered by a deny key (one of the same identity whose prefix contains it)
+// becomes a deny, and each key carries the lowest cookie of the keys of its
+// kind that cover it — the first rule, as docs/policy.md says.
+func propagate(keys map[polKey]polVal) map[polKey]polVal {
+	out := make(map[polKey]polVal, len(keys))
+	for k := range keys {
+		var best polVal
+		found := false
+		for _, c := range covering(k) {
+			v, ok := keys[c]
+			if !ok {
 				continue
 			}
-			protos = []model.Protocol{model.ProtoTCP, model.ProtoUDP}
+			if !found || v.deny && !best.deny || v.deny == best.deny && v.cookie < best.cookie {
+				best, found = v, true
+			}
 		}
-		for _, proto := range protos {
-			if pr.Port == 0 {
-				ports = append(ports, l4{plen: prefixProto, proto: proto.Number()})
-			} else {
-				ports = append(ports, l4{plen: prefixPort, proto: proto.Number(), port: pr.Port})
+		out[k] = best
+	}
+	return out
+}
+
+// covering returns k and every key whose prefix contains k.
+func covering(k polKey) []polKey {
+	out := []polKey{{plen: prefixL3, id: k.id}}
+	if k.plen >= prefixProto {
+		out = append(out, polKey{plen: prefixProto, id: k.id, proto: k.proto})
+	}
+	for bits := 1; bits <= int(k.plen)-prefixProto; bits++ {
+		mask := uint16(0xffff << (16 - bits))
+		out = append(out, polKey{plen: uint8(prefixProto + bits), id: k.id, proto: k.proto, port: k.port & mask})
+	}
+	return out
+}
+
+// l4Key is the protocol and port part of a policy key.
+type l4Key struct {
+	plen  uint8
+	proto uint8
+	port  uint16
+}
+
+// ruleKeys returns the policy map keys rule r of policy p matches for
+// endpoint ep in direction dir.
+func (l *lowering) ruleKeys(p *model.Policy, r *model.Rule, ep *model.Endpoint, dir direction) []polKey {
+	if !r.HasPeers && len(r.Ports) == 0 && len(r.ICMPs) == 0 {
+		return nil // "ingress: [{}]" matches nothing
+	}
+	peers := l.rulePeers(p, r)
+	var out []polKey
+	add := func(ids []uint32, l4s []l4Key) {
+		for _, id := range ids {
+			for _, k := range l4s {
+				out = append(out, polKey{plen: k.plen, id: id, proto: k.proto, port: k.port})
 			}
 		}
 	}
-	var keys [][5]uint64
-	for _, id := range ids {
-		for _, p := range ports {
-			keys = append(keys, [5]uint64{p.plen, uint64(id), uint64(dir), uint64(p.proto), uint64(p.port)})
+	if len(r.Ports) == 0 && len(r.ICMPs) == 0 {
+		add(peers, []l4Key{{plen: prefixL3}})
+	}
+	for _, pr := range r.Ports {
+		if pr.Name == "" {
+			add(peers, portKeys(pr.Protocol, pr.Port, pr.EndPort))
+			continue
+		}
+		// A named port is resolved on the destination endpoint: the
+		// subject for ingress, each peer endpoint for egress.
+		if dir == ingress {
+			add(peers, namedPortKeys(ep, pr))
+			continue
+		}
+		for _, id := range l.endpointIdentities(peers) {
+			for _, dst := range l.ids.byID[id].endpoints {
+				add([]uint32{id}, namedPortKeys(dst, pr))
+			}
 		}
 	}
-	return keys
+	for _, ic := range r.ICMPs {
+		proto := uint8(protoICMP)
+		if ic.Family == "IPv6" {
+			proto = protoICMPv6
+		}
+		k := l4Key{plen: prefixProto + 8, proto: proto, port: uint16(ic.Type) << 8}
+		if ic.Code != nil {
+			k.plen = prefixPort
+			k.port |= uint16(*ic.Code)
+		}
+		add(peers, []l4Key{k})
+	}
+	return out
+}
+
+// rulePeers returns the identities a rule's peers select, sorted, with 0
+// for any peer.
+func (l *lowering) rulePeers(p *model.Policy, r *model.Rule) []uint32 {
+	if !r.HasPeers {
+		return []uint32{IdentityAny}
+	}
+	var ids []uint32
+	for _, s := range r.Endpoints {
+		ids = append(ids, l.sel.endpointPeers(p, s)...)
+	}
+	for _, c := range r.CIDRs {
+		ids = append(ids, l.ids.cidrIdentities(c)...)
+	}
+	for _, e := range r.Entities {
+		ids = append(ids, l.sel.entityPeers(e.Entity)...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// endpointIdentities returns the endpoint identities among peers; the
+// wildcard stands for all of them.
+func (l *lowering) endpointIdentities(peers []uint32) []uint32 {
+	var out []uint32
+	for _, id := range peers {
+		if id == IdentityAny {
+			out = out[:0]
+			for _, e := range l.sel.endpoint {
+				out = append(out, e.id)
+			}
+			return out
+		}
+		if x := l.ids.byID[id]; x != nil && x.class == classEndpoint {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// namedPortKeys resolves port rule pr, which names a port, on endpoint dst.
+func namedPortKeys(dst *model.Endpoint, pr *model.PortRule) []l4Key {
+	for _, np := range dst.NamedPorts {
+		if np.Name != pr.Name {
+			continue
+		}
+		if pr.Protocol != "" && pr.Protocol != model.ProtoAny && pr.Protocol != np.Protocol {
+			continue
+		}
+		return []l4Key{{plen: prefixPort, proto: np.Protocol.Number(), port: np.Port}}
+	}
+	return nil
+}
+
+// portKeys returns the keys of a numbered port rule.
+func portKeys(proto model.Protocol, port, end uint16) []l4Key {
+	protos := []uint8{proto.Number()}
+	if proto == model.ProtoAny || proto == "" {
+		if port == 0 {
+			return []l4Key{{plen: prefixL3}}
+		}
+		protos = []uint8{protoTCP, protoUDP, protoSCTP}
+	}
+	var out []l4Key
+	for _, pn := range protos {
+		switch {
+		case port == 0:
+			out = append(out, l4Key{plen: prefixProto, proto: pn})
+		case end == 0 || end == port:
+			out = append(out, l4Key{plen: prefixPort, proto: pn, port: port})
+		default:
+			for _, r := range portPrefixes(port, end) {
+				out = append(out, l4Key{plen: uint8(prefixProto + r.bits), proto: pn, port: r.port})
+			}
+		}
+	}
+	return out
+}
+
+type portPrefix struct {
+	port uint16
+	bits int
+}
+
+// portPrefixes splits lo..hi into the fewest aligned prefixes.
+func portPrefixes(lo, hi uint16) []portPrefix {
+	var out []portPrefix
+	for start := uint32(lo); start <= uint32(hi); {
+		size := uint32(1)
+		for start%(size*2) == 0 && start+size*2-1 <= uint32(hi) && size < 1<<16 {
+			size *= 2
+		}
+		bits := 16
+		for s := size; s > 1; s >>= 1 {
+			bits--
+		}
+		out = append(out, portPrefix{port: uint16(start), bits: bits})
+		start += size
+	}
+	return out
+}
+
+// selectPolicies finds, for every identity of an endpoint on the node, the
+// policies that select it, in policy order.
+func (l *lowering) selectPolicies() {
+	l.selecting = make(map[*identity][]*model.Policy)
+	for _, ep := range l.endpoints {
+		id := l.ids.byEndpoint[ep]
+		if _, done := l.selecting[id]; done {
+			continue
+		}
+		var ps []*model.Policy
+		for _, p := range l.cfg.Policies {
+			if selectsIdentity(p, id) {
+				ps = append(ps, p)
+			}
+		}
+		l.selecting[id] = ps
+	}
 }

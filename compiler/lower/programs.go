@@ -52,9 +52,15 @@ var (
 	u32Key  = ir.Struct{Name: "u32_key", Fields: []ir.Field{{Name: "index", Size: 4}}}
 	u32Val  = ir.Struct{Name: "u32_value", Fields: []ir.Field{{Name: "value", Size: 4}}}
 	statVal = ir.Struct{Name: "stats", Fields: []ir.Field{{Name: "packets", Size: 8}, {Name: "bytes", Size: 8}}}
-	ipcKey  = ir.Struct{Name: "ipcache_key", Fields: []ir.Field{
+	// ipcKey holds an IPv6 address, or an IPv4 address mapped into IPv6
+	// (::ffff:a.b.c.d), as four big-endian words right after the prefix
+	// length, as the kernel's LPM trie wants its data.
+	ipcKey = ir.Struct{Name: "ipcache_key", Fields: []ir.Field{
 		{Name: "prefixlen", Size: 4},
-		{Name: "addr", Size: 4, BigEndian: true},
+		{Name: "addr0", Size: 4, BigEndian: true},
+		{Name: "addr1", Size: 4, BigEndian: true},
+		{Name: "addr2", Size: 4, BigEndian: true},
+		{Name: "addr3", Size: 4, BigEndian: true},
 	}}
 	ipcVal = ir.Struct{Name: "ipcache_value", Fields: []ir.Field{{Name: "identity", Size: 4}}}
 )
@@ -63,8 +69,6 @@ var (
 const lpmNoPrealloc = 1
 
 func (l *lowering) build() error {
-	cookieOf, cookies := ruleCookies(l.cfg)
-	l.cookies = cookies
 	clusterPos := l.cfg.Cluster.Pos
 
 	type plan struct {
@@ -79,7 +83,7 @@ func (l *lowering) build() error {
 		mapName := "pol_" + base
 		var eps [2]endpointPolicy
 		for _, dir := range []direction{ingress, egress} {
-			eps[dir] = l.computePolicy(ep, dir, cookieOf)
+			eps[dir] = l.computePolicy(ep, dir)
 		}
 		if eps[ingress].enforced || eps[egress].enforced {
 			l.maps = append(l.maps, &ir.Map{
@@ -121,7 +125,7 @@ func (l *lowering) build() error {
 		defCookie := uint32(len(l.cookies) + 1)
 		l.cookies = append(l.cookies, Cookie{
 			ID: defCookie, Kind: "default-deny", Direction: pl.dir.String(), Rule: -1,
-			Endpoint: pl.ep.ID(), Pos: pl.pol.pos,
+			Endpoint: pl.ep.ID(), Audit: pl.pol.audit, Pos: pl.pol.pos,
 		})
 		v4 := pl.name + "_ipv4"
 		slot := int64(len(l.slots))
@@ -132,7 +136,7 @@ func (l *lowering) build() error {
 			base = pl.name[len("from_"):]
 		}
 		tails = append(tails, func() {
-			l.progs = append(l.progs, l.ipv4Program(v4, pl.ep, pl.dir, "pol_"+base, defCookie, pl.pol.pos))
+			l.progs = append(l.progs, l.ipv4Program(v4, pl.ep, pl.dir, "pol_"+base, defCookie, pl.pol.pos, pl.pol.audit))
 		})
 	}
 	for _, f := range tails {
@@ -147,7 +151,7 @@ func (l *lowering) build() error {
 
 	// Node-wide maps.
 	ipcSize := l.mapSize("ipcache", defaultIPCacheSize)
-	ipc := l.ipcacheEntries()
+	ipc := l.ids.ipcacheEntries(l.cfg, l.node)
 	if len(ipc) > int(ipcSize) {
 		return source.Errorf(l.cfg.Settings.Pos, "the ipcache needs %d entries but settings.mapSizes.ipcache allows %d; raise it", len(ipc), ipcSize)
 	}
@@ -247,7 +251,7 @@ func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, 
 //
 // Header parsing points at the endpoint; the policy lookups and verdicts
 // point at polPos, the policy that made the direction enforced.
-func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, polMap string, defCookie uint32, polPos source.Pos) *ir.Program {
+func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, polMap string, defCookie uint32, polPos source.Pos, audit bool) *ir.Program {
 	pos := ep.Pos
 	pb := ir.NewProgram(name, ir.ProgSchedCLS, "tc", pos)
 	b := pb.Block("entry")
@@ -272,7 +276,8 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 	peer := ih.Load(pos, data, peerOff, 4)
 	proto := ih.Load(pos, data, ethHLen+9, 1)
 	frag := ih.Load(pos, data, ethHLen+6, 2)
-	ipc := ih.MapLookup(pos, ipcacheMap, ir.C(32), ir.V(peer))
+	// The IPv4-mapped form of the address: ::ffff:a.b.c.d.
+	ipc := ih.MapLookup(pos, ipcacheMap, ir.C(128), ir.C(0), ir.C(0), ir.C(be32(0xffff)), ir.V(peer))
 	ih.IfNull(pos, ipc, "no_identity", "have_identity")
 	l.dropBlock(pb, "no_identity", ctx, dropNoIdentity, pos)
 
@@ -283,22 +288,33 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 	off := hi.And(pos, ir.V(frag), ir.C(be16(0x1fff)))
 	hi.Branch(pos, ir.Ne, off, ir.C(0), "l3", "l4_tcp")
 	lt := pb.Block("l4_tcp")
-	lt.Branch(pos, ir.Eq, proto, ir.C(6), "ports", "l4_udp")
+	lt.Branch(pos, ir.Eq, proto, ir.C(protoTCP), "ports", "l4_udp")
 	lu := pb.Block("l4_udp")
-	lu.Branch(pos, ir.Eq, proto, ir.C(17), "ports", "l3")
+	lu.Branch(pos, ir.Eq, proto, ir.C(protoUDP), "ports", "l4_sctp")
+	ls := pb.Block("l4_sctp")
+	ls.Branch(pos, ir.Eq, proto, ir.C(protoSCTP), "ports", "l4_icmp")
+	li := pb.Block("l4_icmp")
+	li.Branch(pos, ir.Eq, proto, ir.C(protoICMP), "ports", "l3")
 
 	pt := pb.Block("ports")
 	hlen := pt.Shl(pos, ir.V(ihl), ir.C(2))
 	l4 := pt.PacketAdd(pos, data, hlen, 60)
-	// A TCP or UDP packet too short to carry its ports is malformed: it
-	// must not fall back to the port-less rules.
+	// A TCP, UDP, SCTP or ICMP packet too short to carry its ports (or
+	// ICMP type, code and checksum) is malformed: it must not fall back
+	// to the port-less rules.
 	pt.Bounds(pos, l4, ethHLen+4, end, "ports_ok", "malformed")
 	po := pb.Block("ports_ok")
-	dport := po.Load(pos, l4, ethHLen+2, 2)
-	l.policyLookups(pb, po, "l4", ctx, polMap, dir, id, proto, ir.V(dport), prefixPort, defCookie, polPos)
+	po.Branch(pos, ir.Eq, proto, ir.C(protoICMP), "icmp", "dport")
+	dp := pb.Block("dport")
+	dport := dp.Load(pos, l4, ethHLen+2, 2)
+	l.policyLookups(pb, dp, "l4", ctx, polMap, dir, id, proto, ir.V(dport), prefixPort, defCookie, polPos, audit)
+	// ICMP's type and code take the place of the port.
+	ic := pb.Block("icmp")
+	typeCode := ic.Load(pos, l4, ethHLen, 2)
+	l.policyLookups(pb, ic, "icmp", ctx, polMap, dir, id, proto, ir.V(typeCode), prefixPort, defCookie, polPos, audit)
 
 	l3 := pb.Block("l3")
-	l.policyLookups(pb, l3, "l3", ctx, polMap, dir, id, proto, ir.C(0), prefixProto, defCookie, polPos)
+	l.policyLookups(pb, l3, "l3", ctx, polMap, dir, id, proto, ir.C(0), prefixProto, defCookie, polPos, audit)
 
 	l.dropBlock(pb, "malformed", ctx, dropMalformed, pos)
 	return pb.Program()
@@ -307,7 +323,14 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 // policyLookups emits, starting in b, the two policy map lookups and the
 // verdicts that follow. Block labels start with tag so that the port and
 // port-less paths stay apart.
-func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag string, ctx ir.Value, polMap string, dir direction, id, proto ir.Value, dport ir.Operand, plen int64, defCookie uint32, pos source.Pos) {
+//
+// Each entry already carries what all the keys of its identity that match
+// the packet decide (see propagate), so the two lookups combine simply: a
+// deny in either denies, with the lower cookie when both deny; otherwise an
+// allow in either passes, with the lower cookie when both allow; otherwise
+// the default deny decides. A deny with the audit flag, and a default deny
+// when audit is set, passes and counts as audited.
+func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag string, ctx ir.Value, polMap string, dir direction, id, proto ir.Value, dport ir.Operand, plen int64, defCookie uint32, pos source.Pos, audit bool) {
 	lbl := func(s string) string { return tag + "_" + s }
 	key := func(identity ir.Operand) []ir.Operand {
 		return []ir.Operand{ir.C(plen), identity, ir.C(int64(dir)), ir.V(proto), dport}
@@ -316,32 +339,52 @@ func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag 
 	b.IfNull(pos, peer, lbl("any_only"), lbl("peer_hit"))
 
 	// The peer's identity matched.
-	pcookie := readEntry(pb.Block(lbl("peer_hit")), peer, lbl("peer_deny"), lbl("peer_check_any"), pos)
-	l.verdictBlock(pb, lbl("peer_deny"), ctx, ir.V(pcookie), false, pos)
-	pa := pb.Block(lbl("peer_check_any"))
-	any1 := pa.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
-	pa.IfNull(pos, any1, lbl("peer_allow"), lbl("both_hit"))
-	acookie := readEntry(pb.Block(lbl("both_hit")), any1, lbl("any_deny"), lbl("peer_allow"), pos)
-	l.verdictBlock(pb, lbl("any_deny"), ctx, ir.V(acookie), false, pos)
+	ph := pb.Block(lbl("peer_hit"))
+	pflags := ph.Load(pos, peer, 4, 4)
+	pcookie := ph.Load(pos, peer, 0, 4)
+	any1 := ph.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
+	ph.IfNull(pos, any1, lbl("peer_only"), lbl("both_hit"))
+	po := pb.Block(lbl("peer_only"))
+	po.Branch(pos, ir.Set, pflags, ir.C(flagDeny), lbl("peer_deny"), lbl("peer_allow"))
+	l.denyBlocks(pb, lbl("peer_deny"), ctx, pcookie, pflags, pos)
 	l.verdictBlock(pb, lbl("peer_allow"), ctx, ir.V(pcookie), true, pos)
+
+	// Both matched.
+	bh := pb.Block(lbl("both_hit"))
+	aflags := bh.Load(pos, any1, 4, 4)
+	acookie := bh.Load(pos, any1, 0, 4)
+	bh.Branch(pos, ir.Set, pflags, ir.C(flagDeny), lbl("pdeny"), lbl("pallow"))
+	pd := pb.Block(lbl("pdeny"))
+	pd.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("both_deny"), lbl("peer_deny"))
+	pa := pb.Block(lbl("pallow"))
+	pa.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("any_deny"), lbl("both_allow"))
+	bd := pb.Block(lbl("both_deny"))
+	bd.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_deny"), lbl("peer_deny"))
+	l.denyBlocks(pb, lbl("any_deny"), ctx, acookie, aflags, pos)
+	ba := pb.Block(lbl("both_allow"))
+	ba.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_allow"), lbl("peer_allow"))
 
 	// Only the wildcard identity can match.
 	ao := pb.Block(lbl("any_only"))
 	any2 := ao.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
 	ao.IfNull(pos, any2, lbl("default_deny"), lbl("any_hit"))
-	cookie2 := readEntry(pb.Block(lbl("any_hit")), any2, lbl("any_only_deny"), lbl("any_allow"), pos)
-	l.verdictBlock(pb, lbl("any_only_deny"), ctx, ir.V(cookie2), false, pos)
-	l.verdictBlock(pb, lbl("any_allow"), ctx, ir.V(cookie2), true, pos)
-	l.verdictBlock(pb, lbl("default_deny"), ctx, ir.C(int64(defCookie)), false, pos)
+	ah := pb.Block(lbl("any_hit"))
+	oflags := ah.Load(pos, any2, 4, 4)
+	ocookie := ah.Load(pos, any2, 0, 4)
+	ah.Branch(pos, ir.Set, oflags, ir.C(flagDeny), lbl("any_only_deny"), lbl("any_only_allow"))
+	l.denyBlocks(pb, lbl("any_only_deny"), ctx, ocookie, oflags, pos)
+	l.verdictBlock(pb, lbl("any_only_allow"), ctx, ir.V(ocookie), true, pos)
+	l.verdictBlock(pb, lbl("any_allow"), ctx, ir.V(acookie), true, pos)
+	l.verdictBlock(pb, lbl("default_deny"), ctx, ir.C(int64(defCookie)), audit, pos)
 }
 
-// readEntry ends b by branching on the deny flag of the policy map entry
-// entry (non-null in b) and returns the entry's cookie.
-func readEntry(b *ir.BlockBuilder, entry ir.Value, deny, notDeny string, pos source.Pos) ir.Value {
-	flags := b.Load(pos, entry, 4, 4)
-	cookie := b.Load(pos, entry, 0, 4)
-	b.Branch(pos, ir.Set, flags, ir.C(flagDeny), deny, notDeny)
-	return cookie
+// denyBlocks emits the verdict of a deny entry with cookie and flags: an
+// audited deny passes, any other drops.
+func (l *lowering) denyBlocks(pb *ir.ProgramBuilder, label string, ctx, cookie, flags ir.Value, pos source.Pos) {
+	b := pb.Block(label)
+	b.Branch(pos, ir.Set, flags, ir.C(flagAudit), label+"_audit", label+"_drop")
+	l.verdictBlock(pb, label+"_audit", ctx, ir.V(cookie), true, pos)
+	l.verdictBlock(pb, label+"_drop", ctx, ir.V(cookie), false, pos)
 }
 
 // verdictBlock emits a block that counts the packet against cookie in

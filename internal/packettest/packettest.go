@@ -30,7 +30,7 @@ import (
 type Case struct {
 	Line    string
 	Program string
-	Proto   string // tcp, udp, icmp, arp
+	Proto   string // tcp, udp, sctp, icmp, arp
 	Src     netip.AddrPort
 	Dst     netip.AddrPort
 	SYN     bool
@@ -39,14 +39,17 @@ type Case struct {
 	MF      bool
 	Opts    int
 	Ver     int
-	Pass    bool
-	Cookie  int // -1 when not checked
-	Reason  string
+	// ICMP type and code; an echo request (8/0, or 128/0 for ICMPv6) unless
+	// set.
+	Type, Code int
+	Pass       bool
+	Cookie     int // -1 when not checked
+	Reason     string
 }
 
 // Parse reads one case.
 func Parse(line string) (*Case, error) {
-	c := &Case{Line: line, Cookie: -1, Ver: -1}
+	c := &Case{Line: line, Cookie: -1, Ver: -1, Type: -1}
 	lhs, rhs, ok := strings.Cut(line, "=>")
 	if !ok {
 		return nil, fmt.Errorf("%q: missing \"=> pass|drop\"", line)
@@ -58,7 +61,7 @@ func Parse(line string) (*Case, error) {
 	c.Program, c.Proto = f[0], f[1]
 	f = f[2:]
 	switch c.Proto {
-	case "tcp", "udp", "icmp":
+	case "tcp", "udp", "sctp", "icmp":
 		if len(f) < 3 || f[1] != ">" {
 			return nil, fmt.Errorf("%q: want SRC > DST after the protocol", line)
 		}
@@ -72,7 +75,7 @@ func Parse(line string) (*Case, error) {
 		f = f[3:]
 	case "arp":
 	default:
-		return nil, fmt.Errorf("%q: unknown protocol %q (tcp, udp, icmp, arp)", line, c.Proto)
+		return nil, fmt.Errorf("%q: unknown protocol %q (tcp, udp, sctp, icmp, arp)", line, c.Proto)
 	}
 	for _, o := range f {
 		k, v, _ := strings.Cut(o, "=")
@@ -93,6 +96,10 @@ func Parse(line string) (*Case, error) {
 			c.Opts = n
 		case "ver":
 			c.Ver = n
+		case "type":
+			c.Type = n
+		case "code":
+			c.Code = n
 		default:
 			return nil, fmt.Errorf("%q: unknown option %q", line, o)
 		}
@@ -210,6 +217,8 @@ func (c *Case) ipProto() layers.IPProtocol {
 		return layers.IPProtocolTCP
 	case "udp":
 		return layers.IPProtocolUDP
+	case "sctp":
+		return layers.IPProtocolSCTP
 	}
 	return layers.IPProtocolICMPv4
 }
@@ -238,11 +247,21 @@ func (c *Case) l4(ip gopacket.NetworkLayer) []gopacket.SerializableLayer {
 		u := &layers.UDP{SrcPort: layers.UDPPort(c.Src.Port()), DstPort: layers.UDPPort(c.Dst.Port())}
 		set(u)
 		return []gopacket.SerializableLayer{u}
+	case "sctp":
+		return []gopacket.SerializableLayer{&layers.SCTP{SrcPort: layers.SCTPPort(c.Src.Port()), DstPort: layers.SCTPPort(c.Dst.Port()), VerificationTag: 1}}
 	}
 	if _, ok := ip.(*layers.IPv6); ok {
-		i := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoRequest, 0)}
+		typ, code := uint8(layers.ICMPv6TypeEchoRequest), uint8(0)
+		if c.Type >= 0 {
+			typ, code = uint8(c.Type), uint8(c.Code)
+		}
+		i := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}
 		set(i)
 		return []gopacket.SerializableLayer{i}
 	}
-	return []gopacket.SerializableLayer{&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0)}}
+	typ, code := uint8(layers.ICMPv4TypeEchoRequest), uint8(0)
+	if c.Type >= 0 {
+		typ, code = uint8(c.Type), uint8(c.Code)
+	}
+	return []gopacket.SerializableLayer{&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code)}}
 }
