@@ -139,6 +139,21 @@ func TestPropagate(t *testing.T) {
 	}
 }
 
+func TestPropagateAudit(t *testing.T) {
+	l3 := polKey{plen: prefixL3, id: 5}
+	p80 := polKey{plen: prefixPort, id: 5, proto: protoTCP, port: 80}
+	got := propagate(map[polKey]polVal{
+		l3:  {cookie: 1, deny: true, audit: true}, // an audited policy's deny comes first
+		p80: {cookie: 4, deny: true},              // a real deny later
+	})
+	if w := (polVal{cookie: 4, deny: true}); got[p80] != w {
+		t.Errorf("port 80: got %+v, want %+v: an audited deny must not hide a deny", got[p80], w)
+	}
+	if w := (polVal{cookie: 1, deny: true, audit: true}); got[l3] != w {
+		t.Errorf("L3: got %+v, want %+v", got[l3], w)
+	}
+}
+
 func TestIdentifierUnique(t *testing.T) {
 	l := &lowering{}
 	a, b := l.identifier("a-b"), l.identifier("a_b")

@@ -135,9 +135,7 @@ func (l *lowering) computePolicy(ep *model.Endpoint, dir direction) endpointPoli
 	}
 	keys := make(map[polKey]polVal)
 	record := func(k polKey, v polVal) {
-		old, ok := keys[k]
-		switch {
-		case !ok, v.deny && !old.deny, v.deny == old.deny && v.cookie < old.cookie:
+		if old, ok := keys[k]; !ok || v.beats(old) {
 			keys[k] = v
 		}
 	}
@@ -187,22 +185,37 @@ func (l *lowering) computePolicy(ep *model.Endpoint, dir direction) endpointPoli
 	return out
 }
 
+// rank orders what a key decides: a deny beats an audited deny, which
+// beats an allow — an audited policy never hides another policy's deny.
+func (v polVal) rank() int {
+	switch {
+	case v.deny && !v.audit:
+		return 2
+	case v.deny:
+		return 1
+	}
+	return 0
+}
+
+// beats reports whether v decides rather than w when both match: the higher
+// rank, then the first rule.
+func (v polVal) beats(w polVal) bool {
+	return v.rank() > w.rank() || v.rank() == w.rank() && v.cookie < w.cookie
+}
+
 // propagate makes each key decide what the set of keys that match a packet
 // decides, so that the longest-prefix match alone gives the verdict: a key
 // covered by a deny key (one of the same identity whose prefix contains it)
 // becomes a deny, and each key carries the lowest cookie of the keys of its
-// kind that cover it — the first rule, as docs/policy.md says.
+// kind that cover it — the first rule, as docs/policy.md says. A deny
+// that is not audited beats an audited one.
 func propagate(keys map[polKey]polVal) map[polKey]polVal {
 	out := make(map[polKey]polVal, len(keys))
 	for k := range keys {
 		var best polVal
 		found := false
 		for _, c := range covering(k) {
-			v, ok := keys[c]
-			if !ok {
-				continue
-			}
-			if !found || v.deny && !best.deny || v.deny == best.deny && v.cookie < best.cookie {
+			if v, ok := keys[c]; ok && (!found || v.beats(best)) {
 				best, found = v, true
 			}
 		}

@@ -329,7 +329,8 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 // deny in either denies, with the lower cookie when both deny; otherwise an
 // allow in either passes, with the lower cookie when both allow; otherwise
 // the default deny decides. A deny with the audit flag, and a default deny
-// when audit is set, passes and counts as audited.
+// when audit is set, passes and counts as audited; when both lookups deny,
+// one without the audit flag wins.
 func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag string, ctx ir.Value, polMap string, dir direction, id, proto ir.Value, dport ir.Operand, plen int64, defCookie uint32, pos source.Pos, audit bool) {
 	lbl := func(s string) string { return tag + "_" + s }
 	key := func(identity ir.Operand) []ir.Operand {
@@ -358,8 +359,16 @@ func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag 
 	pd.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("both_deny"), lbl("peer_deny"))
 	pa := pb.Block(lbl("pallow"))
 	pa.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("any_deny"), lbl("both_allow"))
+	// Both deny: one that is not audited beats an audited one, else the
+	// first rule decides.
 	bd := pb.Block(lbl("both_deny"))
-	bd.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_deny"), lbl("peer_deny"))
+	paudit := bd.And(pos, ir.V(pflags), ir.C(flagAudit))
+	aaudit := bd.And(pos, ir.V(aflags), ir.C(flagAudit))
+	bd.Branch(pos, ir.Lt, paudit, ir.V(aaudit), lbl("peer_deny"), lbl("both_deny_rank"))
+	br := pb.Block(lbl("both_deny_rank"))
+	br.Branch(pos, ir.Lt, aaudit, ir.V(paudit), lbl("any_deny"), lbl("both_deny_first"))
+	bf := pb.Block(lbl("both_deny_first"))
+	bf.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_deny"), lbl("peer_deny"))
 	l.denyBlocks(pb, lbl("any_deny"), ctx, acookie, aflags, pos)
 	ba := pb.Block(lbl("both_allow"))
 	ba.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_allow"), lbl("peer_allow"))
