@@ -71,7 +71,9 @@ bench:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./ir -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./compiler/load -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME)
+	$(GO) test ./compiler/load -run '^$$' -fuzz 'FuzzLoad$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./compiler/load -run '^$$' -fuzz FuzzLoadKubernetes -fuzztime $(FUZZTIME)
+	$(GO) test ./compiler/reference -run '^$$' -fuzz FuzzPacket -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN) out

@@ -19,7 +19,7 @@ import (
 )
 
 // A golden case is a txtar archive under golden/. Its input files are the
-// sections that end in .cue or .json; a "packets" section (see package
+// sections that end in .cue, .json, .yaml or .yml; a "packets" section (see package
 // packettest) lists packets and the verdicts they must get in the kernel.
 // The outputs are sections under out/: out/errors for a config that must
 // be rejected, otherwise out/NODE/datapath.ir and out/NODE/datapath.s for
@@ -56,7 +56,7 @@ func readGolden(t *testing.T) []*goldenCase {
 			case f.Name == "packets":
 				c.packets = string(f.Data)
 			case strings.HasPrefix(f.Name, "out/"):
-			case strings.HasSuffix(f.Name, ".cue") || strings.HasSuffix(f.Name, ".json"):
+			case strings.HasSuffix(f.Name, ".cue") || strings.HasSuffix(f.Name, ".json") || strings.HasSuffix(f.Name, ".yaml") || strings.HasSuffix(f.Name, ".yml"):
 				c.inputs[f.Name] = &fstest.MapFile{Data: f.Data}
 				c.names = append(c.names, f.Name)
 			default:

@@ -137,7 +137,8 @@ func newFlagSet(name, usageLine, description string, stderr io.Writer) *flag.Fla
 
 func runCompile(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("compile", "ebpfc compile DIR [--node NAME] [-o OUT]",
-		`Compiles the .cue files (and .json endpoint inventories) in DIR. For each
+		`Compiles the .cue files (with .json endpoint inventories and Kubernetes
+NetworkPolicy and Namespace objects in .yaml, .yml or .json files) in DIR. For each
 node it writes OUT/NODE/ with the ELF object (datapath.o), manifest.json,
 the initial map contents (maps.json), the listing (datapath.s) and the IR
 (datapath.ir). Nothing is written unless the whole configuration compiles.`, stderr)

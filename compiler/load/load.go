@@ -1,13 +1,16 @@
-// Package load is ebpfc's front end: it reads a directory of CUE files and
-// JSON endpoint inventories, checks them against the schema in package
-// schemas and against the rules the schema cannot state, and decodes them into
-// a model.Config.
+// Package load is ebpfc's front end: it reads a directory of CUE files, JSON
+// endpoint inventories and Kubernetes objects (YAML or JSON), checks them
+// against the schema in package schemas (and the Kubernetes API's rules) and
+// against the rules the schema cannot state, and decodes them into a
+// model.Config.
 //
 // Checking runs in stages, and each stage reports every problem it finds:
 //
-//  1. syntax: every CUE and JSON file is parsed;
-//  2. shape: the CUE files are unified with the schema and the JSON
-//     inventories are checked field by field against the same rules;
+//  1. syntax: every CUE, JSON and YAML file is parsed;
+//  2. shape: the CUE files are unified with the schema, the JSON
+//     inventories are checked field by field against the same rules, and
+//     Kubernetes objects are checked as the API server checks them and
+//     translated (k8s.go);
 //  3. meaning: names, references, duplicates, prefixes and ranges across the
 //     whole configuration.
 //
@@ -23,13 +26,12 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/ebpfc/ebpfc/compiler/model"
 	"github.com/ebpfc/ebpfc/source"
 )
 
-// Load reads the *.cue and *.json files of dir (not its subdirectories) in
+// Load reads the *.cue, *.json, *.yaml and *.yml files of dir (not its subdirectories) in
 // sorted order and returns the configuration they describe. Positions in the
 // result and in errors name files as dir joined with the file name.
 func Load(dir string) (*model.Config, error) {
@@ -44,7 +46,7 @@ func Load(dir string) (*model.Config, error) {
 		}
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("%s: no .cue or .json files", dir)
+		return nil, fmt.Errorf("%s: no .cue, .json or .yaml files", dir)
 	}
 	return load(os.DirFS(dir), names, func(name string) string { return filepath.Join(dir, name) })
 }
@@ -56,7 +58,11 @@ func LoadFS(fsys fs.FS, names []string) (*model.Config, error) {
 }
 
 func isInput(name string) bool {
-	return strings.HasSuffix(name, ".cue") || strings.HasSuffix(name, ".json")
+	switch path.Ext(name) {
+	case ".cue", ".json", ".yaml", ".yml":
+		return true
+	}
+	return false
 }
 
 // inputFile is one file as read, with the name positions use.
@@ -69,7 +75,7 @@ func load(fsys fs.FS, names []string, display func(string) string) (*model.Confi
 	names = slices.Clone(names)
 	slices.Sort(names)
 	names = slices.Compact(names)
-	var cueFiles, jsonFiles []inputFile
+	var cueFiles, jsonFiles, yamlFiles []inputFile
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
@@ -81,8 +87,10 @@ func load(fsys fs.FS, names []string, display func(string) string) (*model.Confi
 			cueFiles = append(cueFiles, f)
 		case ".json":
 			jsonFiles = append(jsonFiles, f)
+		case ".yaml", ".yml":
+			yamlFiles = append(yamlFiles, f)
 		default:
-			return nil, fmt.Errorf("%s: not a .cue or .json file", f.display)
+			return nil, fmt.Errorf("%s: not a .cue, .json, .yaml or .yml file", f.display)
 		}
 	}
 
@@ -91,14 +99,23 @@ func load(fsys fs.FS, names []string, display func(string) string) (*model.Confi
 	// Stage 1: syntax.
 	parsedCUE, cueErrs := parseCUE(cueFiles)
 	errs = append(errs, cueErrs...)
-	var inventories []*jsonValue
+	var inventories, kubeDocs []*jsonValue
 	for _, f := range jsonFiles {
 		v, err := parseJSON(f.display, f.data)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		inventories = append(inventories, v)
+		if isKubernetesObject(v) {
+			kubeDocs = append(kubeDocs, v)
+		} else {
+			inventories = append(inventories, v)
+		}
+	}
+	for _, f := range yamlFiles {
+		docs, yamlErrs := parseYAML(f.display, f.data)
+		kubeDocs = append(kubeDocs, docs...)
+		errs = append(errs, yamlErrs...)
 	}
 	if len(errs) > 0 {
 		errs.Sort()
@@ -117,6 +134,8 @@ func load(fsys fs.FS, names []string, display func(string) string) (*model.Confi
 		jsonEndpoints = append(jsonEndpoints, eps...)
 		errs = append(errs, invErrs...)
 	}
+	kube, kubeErrs := decodeKubernetes(kubeDocs)
+	errs = append(errs, kubeErrs...)
 	if len(errs) > 0 {
 		errs.Sort()
 		return nil, errs
@@ -124,7 +143,8 @@ func load(fsys fs.FS, names []string, display func(string) string) (*model.Confi
 
 	// Stage 3: meaning.
 	cfg.Endpoints = append(cfg.Endpoints, jsonEndpoints...)
-	errs = validate(cfg)
+	errs = mergeKubernetes(cfg, kube)
+	errs = append(errs, validate(cfg)...)
 	if len(errs) > 0 {
 		errs.Sort()
 		return nil, errs
