@@ -134,6 +134,9 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 	if err != nil {
 		return nil, err
 	}
+	if err := verifyObject(obj); err != nil {
+		return nil, err
+	}
 	elf, err := backend.WriteELF(obj)
 	if err != nil {
 		return nil, err

@@ -49,7 +49,7 @@ func register(c command) {
 
 func init() {
 	register(command{"compile", "compile a configuration directory into per-node eBPF artifacts", runCompile, 10})
-	register(command{"verify", "load compiled programs through the kernel verifier", runVerify, 40})
+	register(command{"verify", "check compiled programs with the static (or the kernel) verifier", runVerify, 40})
 	register(command{"schema", "print the CUE schema of the configuration language", runSchema, 90})
 	register(command{"version", "print the version of ebpfc", runVersion, 100})
 }

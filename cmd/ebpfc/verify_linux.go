@@ -57,3 +57,28 @@ func verifyKernel(out string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// kernelCounts loads one node's programs through the kernel's verifier and
+// returns its processed-instruction count per program.
+func kernelCounts(dir string) (map[string]int, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("%w: loading programs needs root; run it with sudo", errKernelUnavailable)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errKernelUnavailable, err)
+	}
+	a, err := runtime.ReadArtifacts(dir)
+	if err != nil {
+		return nil, err
+	}
+	dp, err := runtime.Load(a)
+	if err != nil {
+		return nil, err
+	}
+	defer dp.Close()
+	counts := make(map[string]int, len(dp.Stats))
+	for _, st := range dp.Stats {
+		counts[st.Name] = st.Processed
+	}
+	return counts, nil
+}
