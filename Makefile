@@ -21,6 +21,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ebpfc ./cmd/ebpfc
+	$(GO) build -o $(BIN)/ebpfd ./cmd/ebpfd
 
 # deps installs the OS tools the tests use (bpftool, iproute2) when they are
 # missing and we are root; as another user it only says what is missing. The

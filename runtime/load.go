@@ -26,8 +26,11 @@ import (
 type Artifacts struct {
 	Dir      string
 	Manifest *compiler.Manifest
-	Maps     *compiler.MapsDoc
-	Spec     *ebpf.CollectionSpec
+	// ManifestJSON is manifest.json as read, for fields the Manifest type
+	// does not carry (yet), such as the event layout.
+	ManifestJSON []byte
+	Maps         *compiler.MapsDoc
+	Spec         *ebpf.CollectionSpec
 }
 
 // ReadArtifacts reads the artifacts in dir (one node's OUT/NODE directory).
@@ -46,7 +49,7 @@ func ReadArtifacts(dir string) (*Artifacts, error) {
 // ParseArtifacts reads artifacts from their files' contents, keyed by file
 // name as compiler.Artifacts.Files holds them. dir names them in errors.
 func ParseArtifacts(dir string, files map[string][]byte) (*Artifacts, error) {
-	a := &Artifacts{Dir: dir, Manifest: &compiler.Manifest{}, Maps: &compiler.MapsDoc{}}
+	a := &Artifacts{Dir: dir, Manifest: &compiler.Manifest{}, Maps: &compiler.MapsDoc{}, ManifestJSON: files[compiler.ManifestFile]}
 	for name, dst := range map[string]any{compiler.ManifestFile: a.Manifest, compiler.MapsFile: a.Maps} {
 		if err := json.Unmarshal(files[name], dst); err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
