@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -111,11 +112,19 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int,
 // parseArgs is parseInterspersed that answers --help on stdout, as a
 // requested help is not an error.
 func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) (pos []string, code int, ok bool) {
+	// The flag package prints the usage itself on -h; hold what it prints
+	// so that help goes to stdout once and errors to stderr.
+	orig := fs.Output()
+	var held bytes.Buffer
+	fs.SetOutput(&held)
 	pos, code, ok = parseInterspersed(fs, args)
 	if !ok && code == exitOK {
 		fs.SetOutput(stdout)
 		fs.Usage()
+		return pos, code, ok
 	}
+	orig.Write(held.Bytes())
+	fs.SetOutput(orig)
 	return pos, code, ok
 }
 

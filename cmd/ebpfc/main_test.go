@@ -43,6 +43,10 @@ func TestHelpEverywhere(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, "Usage: ebpfc "+c.name) {
 			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
 		}
+		// Help is an answer, not an error: once, on stdout.
+		if errOut != "" || strings.Count(out, "Usage:") != 1 {
+			t.Errorf("%s --help: usage printed %d times on stdout, stderr %q", c.name, strings.Count(out, "Usage:"), errOut)
+		}
 	}
 }
 
