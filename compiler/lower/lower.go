@@ -89,9 +89,9 @@ func Supported(cfg *model.Config) source.Errors {
 	if cfg.NAT != nil {
 		errs.Add(cfg.NAT.Pos, "nat is not supported yet; remove the nat section to compile the rest")
 	}
-	for _, t := range cfg.Tests {
-		errs.Add(t.Pos, "tests are not supported yet by compile (test %q); remove them to compile the rest", t.Name)
-	}
+	// Tests do not change what is compiled: ebpfc test runs them against
+	// the compiled programs. compiler/load has already checked that they
+	// name endpoints and addresses that exist.
 	supportedSettings(&errs, &cfg.Settings)
 	for _, ep := range cfg.Endpoints {
 		if len(ep.HostPorts) > 0 {
