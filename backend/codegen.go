@@ -125,12 +125,16 @@ func (g *progGen) layoutFrame() error {
 	buf := 0
 	for _, b := range g.alloc.order {
 		for _, op := range b.Ops {
-			if op.Kind != ir.OpMapLookup && op.Kind != ir.OpMapUpdate && op.Kind != ir.OpMapDelete {
+			if op.Kind != ir.OpMapLookup && op.Kind != ir.OpMapUpdate && op.Kind != ir.OpMapDelete && op.Kind != ir.OpRingbufOutput {
 				continue
 			}
 			m := g.maps[op.Sym]
 			if m == nil {
 				return errorf(op.Pos, "unknown map %q", op.Sym)
+			}
+			if op.Kind == ir.OpRingbufOutput {
+				buf = max(buf, align8(m.Value.Size()))
+				continue
 			}
 			n := align8(m.Key.Size())
 			if op.Kind == ir.OpMapUpdate {
@@ -437,6 +441,22 @@ func (g *progGen) op(op *ir.Op) error {
 		g.emit(asm.FnKtimeGetNs.Call())
 		g.callResult(op.Dst)
 
+	case ir.OpRingbufOutput:
+		m := g.maps[op.Sym]
+		if len(op.Args) != len(m.Value.Fields) {
+			return errorf(op.Pos, "ring buffer %s: %d record fields given, the record has %d", m.Name, len(op.Args), len(m.Value.Fields))
+		}
+		g.writeStruct(m.Value, op.Args, g.bufOff)
+		g.emit(
+			asm.LoadMapPtr(asm.R1, 0).WithReference(m.Name),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, int32(g.bufOff)),
+			asm.Mov.Imm(asm.R3, int32(m.Value.Size())),
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnRingbufOutput.Call(),
+		)
+		g.callResult(op.Dst)
+
 	default:
 		return errorf(op.Pos, "op %v is not supported by the backend", op.Kind)
 	}
@@ -464,7 +484,7 @@ func checkArgs(op *ir.Op) error {
 			return errorf(op.Pos, "op %v needs a pointer operand, not a constant", op.Kind)
 		}
 	}
-	if (op.Kind == ir.OpMapLookup || op.Kind == ir.OpMapUpdate || op.Kind == ir.OpMapDelete) && op.Sym == "" {
+	if (op.Kind == ir.OpMapLookup || op.Kind == ir.OpMapUpdate || op.Kind == ir.OpMapDelete || op.Kind == ir.OpRingbufOutput) && op.Sym == "" {
 		return errorf(op.Pos, "op %v names no map", op.Kind)
 	}
 	return nil

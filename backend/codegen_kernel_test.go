@@ -1,11 +1,14 @@
 package backend
 
 import (
+	"bytes"
 	"encoding/binary"
+	"github.com/cilium/ebpf/ringbuf"
 	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -364,5 +367,48 @@ func TestKernelBranches(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestKernelRingbufOutput sends a record whose fields mix sizes and a
+// packet-derived value through bpf_ringbuf_output and reads it back.
+func TestKernelRingbufOutput(t *testing.T) {
+	pos := genPos(1)
+	rec := ir.Struct{Name: "event", Fields: []ir.Field{
+		{Name: "type", Size: 1}, {Name: "proto", Size: 2}, {Name: "len", Size: 4},
+		{Name: "stamp", Size: 8}, {Name: "tail", Size: 4},
+	}}
+	pb := ir.NewProgram("emit", ir.ProgSchedCLS, "tc", pos)
+	b := pb.Block("entry")
+	ctx := b.Ctx(pos)
+	n := b.CtxLoad(pos, ctx, "len")
+	b.RingbufOutput(pos, "events", ir.C(7), ir.C(0x1234), ir.V(n), ir.C(0x0102030405060708), ir.C(-1))
+	b.Return(pos, 0)
+	mod := &ir.Module{Name: "rb", Maps: []*ir.Map{{Name: "events", Type: ir.MapRingBuf, Value: rec, MaxEntries: 1 << 12, Pos: pos}},
+		Programs: []*ir.Program{pb.Program()}}
+	o := mustGenerate(t, mod)
+	l := genLoadObject(t, o, false)
+	rd, err := ringbuf.NewReader(l.maps["events"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	pkt := rawEthernet(t, 0x88b5, make([]byte, 50))
+	if ret := genRun(t, l.progs["emit"], pkt); ret != 0 {
+		t.Fatalf("returned %d", ret)
+	}
+	rd.SetDeadline(time.Now().Add(2 * time.Second))
+	got, err := rd.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 24)
+	want[0] = 7
+	binary.LittleEndian.PutUint16(want[2:], 0x1234)
+	binary.LittleEndian.PutUint32(want[4:], uint32(len(pkt)))
+	binary.LittleEndian.PutUint64(want[8:], 0x0102030405060708)
+	binary.LittleEndian.PutUint32(want[16:], 0xffffffff)
+	if !bytes.Equal(got.RawSample[:20], want[:20]) || len(got.RawSample) != 24 {
+		t.Errorf("record %x, want %x", got.RawSample, want)
 	}
 }

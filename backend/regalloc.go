@@ -84,7 +84,7 @@ type allocation struct {
 // isCall reports whether op calls a helper, clobbering r0–r5.
 func isCall(k ir.Kind) bool {
 	switch k {
-	case ir.OpMapLookup, ir.OpMapUpdate, ir.OpMapDelete, ir.OpKtimeNs:
+	case ir.OpMapLookup, ir.OpMapUpdate, ir.OpMapDelete, ir.OpKtimeNs, ir.OpRingbufOutput:
 		return true
 	}
 	return false

@@ -237,6 +237,15 @@ func (bb *BlockBuilder) MapDelete(pos Pos, mapName string, key ...Operand) Value
 	return op.Dst
 }
 
+// RingbufOutput writes a record with the given fields (those of the ring
+// buffer's value struct, in order) into ring buffer map mapName and defines
+// the helper's return value.
+func (bb *BlockBuilder) RingbufOutput(pos Pos, mapName string, fields ...Operand) Value {
+	op := bb.def(pos, OpRingbufOutput, Scalar, fields...)
+	op.Sym = mapName
+	return op.Dst
+}
+
 // KtimeNs defines the monotonic clock in nanoseconds.
 func (bb *BlockBuilder) KtimeNs(pos Pos) Value { return bb.def(pos, OpKtimeNs, Scalar).Dst }
 

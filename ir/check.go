@@ -292,7 +292,7 @@ func (c *checker) collectDefs() {
 					c.errorf("%v defines no value", op.Kind)
 				}
 				continue
-			case OpMapUpdate, OpMapDelete:
+			case OpMapUpdate, OpMapDelete, OpRingbufOutput:
 				if op.Dst == NoValue {
 					continue // the helper's result may be ignored
 				}
@@ -460,7 +460,7 @@ func (c *checker) op(op *Op) {
 		if op.Imm < 0 || op.Imm > 0xffff {
 			c.errorf("offset bound %d, want 0 to 65535", op.Imm)
 		}
-	case k == OpMapLookup, k == OpMapUpdate, k == OpMapDelete:
+	case k == OpMapLookup, k == OpMapUpdate, k == OpMapDelete, k == OpRingbufOutput:
 		c.mapCall(op)
 	default:
 		c.errorf("unknown op kind %v", k)
@@ -542,6 +542,16 @@ func (c *checker) mapCall(op *Op) {
 		c.want(a, Scalar, fmt.Sprintf("operand %d", i))
 	}
 	if mp == nil {
+		return
+	}
+	if op.Kind == OpRingbufOutput {
+		if mp.Type != MapRingBuf {
+			c.errorf("output to %v map %s, want a ring buffer", mp.Type, mp.Name)
+		} else if len(mp.Value.Fields) == 0 {
+			c.errorf("ring buffer %s has no record layout (value struct)", mp.Name)
+		} else if len(op.Args) != len(mp.Value.Fields) {
+			c.errorf("ring buffer %s takes %d record fields, got %d", mp.Name, len(mp.Value.Fields), len(op.Args))
+		}
 		return
 	}
 	switch mp.Type {

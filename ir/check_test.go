@@ -105,10 +105,12 @@ func TestCheckInvalid(t *testing.T) {
 		{"bad return code", func(m *Module, b []*Block) { b[drop].Term.Imm = 9 }, "return code 9, want -1 to 8 for sched_cls", 0},
 		{"cycle", func(m *Module, b []*Block) { b[drop].Term = Term{Kind: TermJump, A: NoValue, Then: "tail"} }, "control flow has a cycle", 0},
 		{"consts unsorted", func(m *Module, b []*Block) { m.Consts = append(m.Consts, Const{Name: "a", Value: 1}) }, `consts not sorted by name or not unique: "a" after "ep.web.ingress.enforced"`, 0},
-		{"maps unsorted", func(m *Module, b []*Block) { m.Maps[0], m.Maps[1] = m.Maps[1], m.Maps[0] }, `maps not sorted by name or not unique: "counters" after "ipcache"`, 0},
-		{"slot names no program", func(m *Module, b []*Block) { m.Maps[2].Slots[0] = "ghost" }, `map progs: slot 0 names "ghost", which is not a program of the module`, 0},
+		{"maps unsorted", func(m *Module, b []*Block) { m.Maps[0], m.Maps[1] = m.Maps[1], m.Maps[0] }, `maps not sorted by name or not unique: "counters" after "events"`, 0},
+		{"slot names no program", func(m *Module, b []*Block) { m.Maps[3].Slots[0] = "ghost" }, `map progs: slot 0 names "ghost", which is not a program of the module`, 0},
+		{"output to a non-ring buffer", func(m *Module, b []*Block) { outputOp(b).Sym = "counters" }, "output to percpu_array map counters, want a ring buffer", 0},
+		{"output field count", func(m *Module, b []*Block) { o := outputOp(b); o.Args = o.Args[:1] }, "ring buffer events takes 2 record fields, got 1", 0},
 		{"field size", func(m *Module, b []*Block) { m.Maps[0].Value.Fields[1].Size = 3 }, "field counter.bytes has size 3", 0},
-		{"duplicate program", func(m *Module, b []*Block) { m.Programs[1].Name = m.Programs[0].Name; m.Maps[2].Slots[2] = "" }, `duplicate program name "ep_web_ingress"`, 2},
+		{"duplicate program", func(m *Module, b []*Block) { m.Programs[1].Name = m.Programs[0].Name; m.Maps[3].Slots[2] = "" }, `duplicate program name "ep_web_ingress"`, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := sampleModule()
@@ -147,4 +149,16 @@ func TestCheckMergedBoundsMeet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "only 20 bytes are proven") {
 		t.Errorf("got %v, want the load past the shorter bound rejected", err)
 	}
+}
+
+// outputOp finds the sample's ring buffer output.
+func outputOp(blocks []*Block) *Op {
+	for _, b := range blocks {
+		for _, op := range b.Ops {
+			if op.Kind == OpRingbufOutput {
+				return op
+			}
+		}
+	}
+	panic("sample has no output op")
 }

@@ -35,7 +35,7 @@ func eliminateDeadCode(m *Module) error {
 
 func hasSideEffect(k Kind) bool {
 	switch k {
-	case OpCtx, OpCtxStore, OpStore, OpAtomicAdd, OpMapUpdate, OpMapDelete:
+	case OpCtx, OpCtxStore, OpStore, OpAtomicAdd, OpMapUpdate, OpMapDelete, OpRingbufOutput:
 		return true
 	}
 	return false

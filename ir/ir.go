@@ -121,6 +121,11 @@ const (
 	OpMapDelete
 	// OpKtimeNs: Dst = the monotonic clock in nanoseconds.
 	OpKtimeNs
+	// OpRingbufOutput: copies a record whose fields, in the order of the
+	// ring buffer map Sym's value struct, are Args into the ring buffer.
+	// Dst, when defined, is the helper's return value (0, or negative when
+	// the buffer is full).
+	OpRingbufOutput
 )
 
 // Operand is an op argument: a value, or an immediate constant.
@@ -236,7 +241,7 @@ const (
 	MapPerCPUHash
 	MapLPMTrie
 	MapProgArray
-	MapRingBuf
+	MapRingBuf // Value is the layout of its records; MaxEntries its size in bytes
 )
 
 // Field is an unsigned integer member of a map key or value. Size is 1, 2, 4

@@ -173,7 +173,7 @@ type astPacketAdd struct {
 
 type astCall struct {
 	Pos   lexer.Position
-	Mnem  string        `parser:"@('lookup' | 'update' | 'delete')"`
+	Mnem  string        `parser:"@('lookup' | 'update' | 'delete' | 'output')"`
 	Map   string        `parser:"@(Ident | String) '('"`
 	Args  []*astOperand `parser:"( @@ ( ',' @@ )* )? ')'"`
 	Flags *string       `parser:"( 'flags' @Int )?"`

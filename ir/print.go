@@ -224,7 +224,7 @@ func formatOp(op *Op) string {
 		fmt.Fprintf(&b, "%s %s, %s", k, arg(0), arg(1))
 	case k == OpPacketAdd:
 		fmt.Fprintf(&b, "packet.add %s, %s max %d", arg(0), arg(1), op.Imm)
-	case k == OpMapLookup, k == OpMapDelete:
+	case k == OpMapLookup, k == OpMapDelete, k == OpRingbufOutput:
 		fmt.Fprintf(&b, "%s %s %s", k, quoteName(op.Sym), list())
 	case k == OpMapUpdate:
 		fmt.Fprintf(&b, "update %s %s flags %d", quoteName(op.Sym), list(), op.Imm)

@@ -18,6 +18,11 @@ func sampleModule() *Module {
 				MaxEntries: 16, Pos: at(2, 1),
 			},
 			{
+				Name: "events", Type: MapRingBuf,
+				Value:      Struct{Name: "event", Fields: []Field{{Name: "type", Size: 1}, {Name: "stamp", Size: 8}}},
+				MaxEntries: 4096, Pos: at(2, 5),
+			},
+			{
 				Name: "ipcache", Type: MapLPMTrie,
 				Key:        Struct{Name: "ipcache_key", Fields: []Field{{Name: "prefixlen", Size: 4}, {Name: "addr", Size: 4, BigEndian: true}}},
 				Value:      Struct{Name: "ipcache_value", Fields: []Field{{Name: "identity", Size: 4}}},
@@ -64,6 +69,7 @@ func sampleModule() *Module {
 	now := hit.KtimeNs(at(16, 1))
 	_ = hit.MapUpdate(at(16, 1), "counters", 0, C(0), V(now), C(1))
 	_ = hit.MapDelete(at(16, 1), "ipcache", C(32), V(saddr))
+	_ = hit.RingbufOutput(at(16, 1), "events", C(1), V(now))
 	c := hit.MapLookup(at(16, 1), "counters", C(0))
 	hit.IfNull(at(16, 1), c, pass.Label(), count.Label())
 
