@@ -31,7 +31,9 @@ type Manifest struct {
 	Cookies     []ManifestCookie `json:"cookies"`
 	Identities  []lower.Identity `json:"identities"`
 	DropReasons []string         `json:"dropReasons"`
-	Files       []FileRef        `json:"files"`
+	// Endpoints maps the endpoint index in events to the endpoint.
+	Endpoints []lower.EndpointRef `json:"endpoints"`
+	Files     []FileRef           `json:"files"`
 }
 
 // FileRef names an artifact file and its SHA-256.
@@ -122,6 +124,7 @@ func buildManifest(n *model.Node, res *lower.Result, obj *backend.Object, files 
 		Object:      FileRef{Name: ObjectFile, SHA256: sha(files[ObjectFile])},
 		Identities:  res.Identities,
 		DropReasons: res.DropReasons,
+		Endpoints:   res.Endpoints,
 	}
 	slotOf := make(map[string]int)
 	for _, mp := range obj.Maps {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ebpfc/ebpfc/compiler"
+	"github.com/ebpfc/ebpfc/compiler/lower"
 )
 
 // EventsMap is the name of the ring buffer map that carries verdict and drop
@@ -32,14 +33,8 @@ const (
 	eventDrop    = 2
 )
 
-// ManifestEndpoint is one entry of the manifest's "endpoints" list: the
-// index the datapath writes into events, the endpoint's namespace/name and
-// its identity.
-type ManifestEndpoint struct {
-	Index    uint32 `json:"index"`
-	ID       string `json:"id"`
-	Identity uint32 `json:"identity"`
-}
+// ManifestEndpoint is one entry of the manifest's "endpoints" list.
+type ManifestEndpoint = lower.EndpointRef
 
 // EventDecoder turns raw ring buffer records into Events, enriched with the
 // names the manifest gives to endpoints, identities, rule cookies and drop
@@ -75,6 +70,27 @@ func NewEventDecoder(m *compiler.Manifest, raw []byte) (*EventDecoder, error) {
 			return nil, fmt.Errorf("event layout: field %s (offset %d, size %d) does not fit in %d bytes", f.Name, f.Offset, f.Size, layout.Size)
 		}
 		d.fields[f.Name] = f
+	}
+	// An address may also be laid out as four consecutive big-endian words
+	// NAME0…NAME3, which is the same 16 bytes.
+	for _, name := range []string{"saddr", "daddr"} {
+		if _, ok := d.fields[name]; ok {
+			continue
+		}
+		w0, ok := d.fields[name+"0"]
+		if !ok {
+			continue
+		}
+		contiguous := true
+		for i := range 4 {
+			w, ok := d.fields[fmt.Sprintf("%s%d", name, i)]
+			if !ok || w.Size != 4 || !w.BigEndian || w.Offset != w0.Offset+4*i {
+				contiguous = false
+			}
+		}
+		if contiguous {
+			d.fields[name] = compiler.ManifestField{Name: name, Offset: w0.Offset, Size: 16}
+		}
 	}
 	for _, name := range []string{"type", "direction", "verdict", "protocol", "saddr", "daddr"} {
 		if _, ok := d.fields[name]; !ok {

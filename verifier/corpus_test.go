@@ -440,12 +440,10 @@ func realMutants(t testing.TB) []mutant {
 			return remove(in, j)
 		})},
 		{name: "real/uninitialised_register", want: "is read but not initialised", coll: mutate(entry, func(in asm.Instructions) asm.Instructions {
-			i := findInsn(t, "tail call", in, 0, isCall(asm.FnTailCall))
-			j := findInsn(t, "ctx argument", in, i-5, func(x asm.Instruction) bool {
-				return x.OpCode.ALUOp() == asm.Mov && x.OpCode.Source() == asm.RegSource && x.Dst == asm.R1
-			})
-			in[j].Src = asm.R9
-			return in
+			// At the start only r1 (the context) and r10 hold anything.
+			sym := in[0].Symbol()
+			in[0] = in[0].WithSymbol("")
+			return slices.Insert(in, 0, asm.Mov.Reg(asm.R0, asm.R3).WithSymbol(sym))
 		})},
 		{name: "real/bad_ctx_offset", want: "no field there", coll: mutate(entry, func(in asm.Instructions) asm.Instructions {
 			j := findInsn(t, "data load", in, 0, func(x asm.Instruction) bool { return x.OpCode.Class() == asm.LdXClass && x.Offset == 76 })
@@ -486,11 +484,15 @@ func realMutants(t testing.TB) []mutant {
 			return slices.Insert(in, i, asm.Add.Imm(asm.R10, -8))
 		})},
 		{name: "real/returns_ctx_pointer", want: "returns a pointer", unprivileged: true, coll: mutate(entry, func(in asm.Instructions) asm.Instructions {
+			// Keep the context in a stack slot the program does not use,
+			// and return it instead of the first constant verdict.
 			j := findInsn(t, "return value", in, 0, func(x asm.Instruction) bool {
 				return x.OpCode.ALUOp() == asm.Mov && x.OpCode.Source() == asm.ImmSource && x.Dst == asm.R0
 			})
-			in[j] = asm.Mov.Reg(asm.R0, asm.R6).WithSymbol(in[j].Symbol())
-			return in
+			in[j] = asm.LoadMem(asm.R0, asm.R10, -504, asm.DWord).WithSymbol(in[j].Symbol())
+			sym := in[0].Symbol()
+			in[0] = in[0].WithSymbol("")
+			return slices.Insert(in, 0, asm.StoreMem(asm.R10, -504, asm.R1, asm.DWord).WithSymbol(sym))
 		})},
 		{name: "real/unreachable_code", want: "unreachable instruction", coll: mutate(entry, func(in asm.Instructions) asm.Instructions {
 			return append(in, ret0...)

@@ -62,6 +62,14 @@ type Identity struct {
 	Prefix string `json:"prefix,omitempty"`
 }
 
+// EndpointRef is how events name an endpoint: the index the datapath
+// writes into them, the endpoint's namespace/name and its identity.
+type EndpointRef struct {
+	Index    uint32 `json:"index"`
+	ID       string `json:"id"`
+	Identity uint32 `json:"identity"`
+}
+
 // Result is what lowering produces for one node.
 type Result struct {
 	Module      *ir.Module
@@ -70,6 +78,7 @@ type Result struct {
 	Contents    []MapContents // sorted by map name
 	Identities  []Identity
 	DropReasons []string // index = reason code
+	Endpoints   []EndpointRef
 }
 
 // Default map sizes, overridable through settings.mapSizes.
@@ -112,12 +121,9 @@ func Supported(cfg *model.Config) source.Errors {
 
 // loweredMapSizes are the settings.mapSizes entries that size a map ebpfc
 // emits today.
-var loweredMapSizes = map[string]bool{"policy": true, "ipcache": true}
+var loweredMapSizes = map[string]bool{"policy": true, "ipcache": true, "conntrack": true}
 
 func supportedSettings(errs *source.Errors, s *model.Settings) {
-	if s.VerdictEvents != "" && s.VerdictEvents != "all" {
-		errs.Add(s.At("verdictEvents"), "settings.verdictEvents %q is not supported yet: no verdict events are emitted; remove it", s.VerdictEvents)
-	}
 	var names []string
 	for name := range s.MapSizes {
 		if !loweredMapSizes[name] {
@@ -126,13 +132,10 @@ func supportedSettings(errs *source.Errors, s *model.Settings) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		errs.Add(s.At("mapSizes."+name), "settings.mapSizes.%s is not supported yet: ebpfc emits no %s map; remove it (policy and ipcache can be sized)", name, name)
+		errs.Add(s.At("mapSizes."+name), "settings.mapSizes.%s is not supported yet: ebpfc emits no %s map; remove it (policy, ipcache and conntrack can be sized)", name, name)
 	}
 	if s.MapSizeRatio != 0 {
-		errs.Add(s.At("mapSizeRatio"), "settings.mapSizeRatio is not supported yet; size maps with settings.mapSizes.policy and .ipcache")
-	}
-	if len(s.CTTimeouts) > 0 {
-		errs.Add(s.At("conntrackTimeouts"), "settings.conntrackTimeouts is not supported yet: there is no connection tracking; remove it")
+		errs.Add(s.At("mapSizeRatio"), "settings.mapSizeRatio is not supported yet; size maps with settings.mapSizes.policy, .ipcache and .conntrack")
 	}
 }
 
@@ -210,6 +213,7 @@ func (l *lowering) result() *Result {
 		Contents:    l.contents,
 		Identities:  l.ids.manifestIdentities(),
 		DropReasons: dropReasonNames[:],
+		Endpoints:   l.endpointRefs(),
 	}
 }
 

@@ -27,6 +27,7 @@ const (
 	dropTailCall
 	dropNoIdentity
 	dropSpoofed
+	dropFragment
 	numDropReasons
 )
 
@@ -38,6 +39,7 @@ var dropReasonNames = [numDropReasons]string{
 	dropTailCall:        "tail call failed",
 	dropNoIdentity:      "no identity for address",
 	dropSpoofed:         "source address not the endpoint's",
+	dropFragment:        "fragment without its first fragment",
 }
 
 // Map names. Per-endpoint policy maps are called pol_<endpoint>.
@@ -46,6 +48,9 @@ const (
 	ipcacheMap   = "ipcache"
 	ruleStatsMap = "rule_stats"
 	dropStatsMap = "drop_stats"
+	ctMap        = "conntrack"
+	fragMap      = "fragments"
+	eventsMap    = "events"
 )
 
 var (
@@ -72,12 +77,14 @@ func (l *lowering) build() error {
 	clusterPos := l.cfg.Cluster.Pos
 
 	type plan struct {
-		ep   *model.Endpoint
-		dir  direction
-		pol  endpointPolicy
-		name string // entry program
+		ep      *model.Endpoint
+		dir     direction
+		pol     endpointPolicy
+		tracked bool   // the endpoint enforces some direction: track connections
+		name    string // entry program
 	}
 	var plans []plan
+	tracking := false
 	for _, ep := range l.endpoints {
 		base := l.identifier(ep.Namespace + "_" + ep.Name)
 		mapName := "pol_" + base
@@ -85,7 +92,9 @@ func (l *lowering) build() error {
 		for _, dir := range []direction{ingress, egress} {
 			eps[dir] = l.computePolicy(ep, dir)
 		}
-		if eps[ingress].enforced || eps[egress].enforced {
+		tracked := eps[ingress].enforced || eps[egress].enforced
+		if tracked {
+			tracking = true
 			l.maps = append(l.maps, &ir.Map{
 				Name: mapName, Type: ir.MapLPMTrie, Key: policyKey, Value: policyValue,
 				MaxEntries: l.mapSize("policy", defaultPolicySize), Flags: lpmNoPrealloc, Pos: ep.Pos,
@@ -108,7 +117,7 @@ func (l *lowering) build() error {
 				prefix, tcDir = "from_", "ingress"
 			}
 			name := prefix + base
-			plans = append(plans, plan{ep: ep, dir: dir, pol: eps[dir], name: name})
+			plans = append(plans, plan{ep: ep, dir: dir, pol: eps[dir], tracked: tracked, name: name})
 			l.attach = append(l.attach, Attachment{Program: name, Hook: "tc", Device: ep.Interface, Direction: tcDir, Endpoint: ep.ID()})
 		}
 	}
@@ -118,25 +127,28 @@ func (l *lowering) build() error {
 	var tails []func()
 	for _, pl := range plans {
 		pl := pl
-		if !pl.pol.enforced {
+		if !pl.tracked {
 			l.progs = append(l.progs, l.openProgram(pl.name, pl.ep))
 			continue
 		}
-		defCookie := uint32(len(l.cookies) + 1)
-		l.cookies = append(l.cookies, Cookie{
-			ID: defCookie, Kind: "default-deny", Direction: pl.dir.String(), Rule: -1,
-			Endpoint: pl.ep.ID(), Audit: pl.pol.audit, Pos: pl.pol.pos,
-		})
 		v4 := pl.name + "_ipv4"
 		slot := int64(len(l.slots))
 		l.slots = append(l.slots, v4)
-		l.progs = append(l.progs, l.entryProgram(pl.name, pl.ep, pl.dir, slot, v4))
+		l.progs = append(l.progs, l.entryProgram(pl.name, pl.ep, pl.dir, pl.pol.enforced, slot, v4))
 		base := pl.name[len("to_"):]
 		if pl.dir == egress {
 			base = pl.name[len("from_"):]
 		}
+		var defCookie uint32
+		if pl.pol.enforced {
+			defCookie = uint32(len(l.cookies) + 1)
+			l.cookies = append(l.cookies, Cookie{
+				ID: defCookie, Kind: "default-deny", Direction: pl.dir.String(), Rule: -1,
+				Endpoint: pl.ep.ID(), Audit: pl.pol.audit, Pos: pl.pol.pos,
+			})
+		}
 		tails = append(tails, func() {
-			l.progs = append(l.progs, l.ipv4Program(v4, pl.ep, pl.dir, "pol_"+base, defCookie, pl.pol.pos, pl.pol.audit))
+			l.progs = append(l.progs, l.ipv4Program(v4, pl.ep, pl.dir, pl.pol.enforced, "pol_"+base, defCookie, pl.pol.pos, pl.pol.audit))
 		})
 	}
 	for _, f := range tails {
@@ -161,12 +173,20 @@ func (l *lowering) build() error {
 		&ir.Map{Name: dropStatsMap, Type: ir.MapPerCPUArray, Key: u32Key, Value: statVal, MaxEntries: numDropReasons, Pos: clusterPos},
 		&ir.Map{Name: progArrayMap, Type: ir.MapProgArray, Key: u32Key, Value: u32Val, MaxEntries: uint32(max(1, len(l.slots))), Slots: l.slots, Pos: l.node.Pos},
 	)
+	if tracking {
+		l.maps = append(l.maps,
+			&ir.Map{Name: ctMap, Type: ir.MapLRUHash, Key: ctKey, Value: ctValue, MaxEntries: l.mapSize("conntrack", defaultConntrackSize), Pos: clusterPos},
+			&ir.Map{Name: fragMap, Type: ir.MapLRUHash, Key: fragKey, Value: fragValue, MaxEntries: defaultFragmentsSize, Pos: clusterPos},
+			&ir.Map{Name: eventsMap, Type: ir.MapRingBuf, Value: eventRecord, MaxEntries: eventsRingSize, Pos: clusterPos},
+		)
+	}
 	l.contents = append(l.contents, MapContents{Map: ipcacheMap, Entries: ipc})
 	return nil
 }
 
-// openProgram is the program of a direction no policy enforces: it passes
-// everything.
+// openProgram is the program of an endpoint no policy enforces in either
+// direction: it passes everything, and tracks nothing, as no reply needs
+// recognising.
 func (l *lowering) openProgram(name string, ep *model.Endpoint) *ir.Program {
 	pb := ir.NewProgram(name, ir.ProgSchedCLS, "tc", ep.Pos)
 	b := pb.Block("entry")
@@ -183,11 +203,18 @@ func be16(v uint16) int64 { return int64(bits.ReverseBytes16(v)) }
 func be32(v uint32) int64 { return int64(bits.ReverseBytes32(v)) }
 
 // entryProgram is the program attached to an endpoint's device in one
-// direction: it checks the Ethernet header, drops what the endpoint may not
-// send or receive before policy sees it, and tail-calls the IPv4 policy
-// program at a constant slot of the node's program array.
-func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, slot int64, target string) *ir.Program {
+// direction. It checks the Ethernet and IPv4 headers, drops what the
+// endpoint may not send before policy sees it, reads the transport header
+// (or, for a later fragment, what its first fragment carried) into skb->cb,
+// and tail-calls the IPv4 program at a constant slot of the node's program
+// array.
+//
+// In a direction no policy enforces (of an endpoint that enforces the
+// other), a packet policy cannot judge passes instead of being dropped: the
+// program is there only so that connections are tracked.
+func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, enforced bool, slot int64, target string) *ir.Program {
 	pos := ep.Pos
+	pi := noInfo(&packetInfo{endpoint: l.endpointIndex(ep), dir: dir})
 	pb := ir.NewProgram(name, ir.ProgSchedCLS, "tc", pos)
 	b := pb.Block("entry")
 	ctx := b.Ctx(pos)
@@ -196,11 +223,36 @@ func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, 
 	b.Bounds(pos, data, ethHLen, end, "eth", "malformed")
 
 	eth := pb.Block("eth")
-	proto := eth.Load(pos, data, 12, 2)
-	eth.Branch(pos, ir.Eq, proto, ir.C(be16(0x0800)), "ipv4", "not_ipv4")
+	ethProto := eth.Load(pos, data, 12, 2)
+	eth.Branch(pos, ir.Eq, ethProto, ir.C(be16(0x0800)), "ipv4", "not_ipv4")
 
 	v4 := pb.Block("ipv4")
-	if dir == egress {
+	v4.Bounds(pos, data, ethHLen+ipv4HLen, end, "ip", "malformed")
+	ip := pb.Block("ip")
+	verIHL := ip.Load(pos, data, ethHLen, 1)
+	ver := ip.And(pos, ir.V(verIHL), ir.C(0xf0))
+	ip.Branch(pos, ir.Ne, ver, ir.C(0x40), "malformed", "ip_version_ok")
+	ipv := pb.Block("ip_version_ok")
+	ihl := ipv.And(pos, ir.V(verIHL), ir.C(0x0f))
+	ipv.Branch(pos, ir.Lt, ihl, ir.C(5), "malformed", "ip_ihl_ok")
+	// The header and the total length must be consistent with each other
+	// and with the frame: what lies past the total length is padding.
+	ih := pb.Block("ip_ihl_ok")
+	hlen := ih.Shl(pos, ir.V(ihl), ir.C(2))
+	tl := ih.Load(pos, data, ethHLen+2, 2)
+	tlen := ih.Swap16(pos, ir.V(tl))
+	ih.Branch(pos, ir.Lt, tlen, ir.V(hlen), "malformed", "ip_tlen_min")
+	tm := pb.Block("ip_tlen_min")
+	flen := tm.CtxLoad(pos, ctx, "len")
+	room := tm.Sub(pos, ir.V(flen), ir.C(ethHLen))
+	tm.Branch(pos, ir.Gt, tlen, ir.V(room), "malformed", "ip_ok")
+
+	ok := pb.Block("ip_ok")
+	saddr := ok.Load(pos, data, ethHLen+12, 4)
+	daddr := ok.Load(pos, data, ethHLen+16, 4)
+	proto := ok.Load(pos, data, ethHLen+9, 1)
+	pi.saddr, pi.daddr, pi.proto = ir.V(saddr), ir.V(daddr), ir.V(proto)
+	if dir == egress && enforced {
 		// Source address verification: an endpoint may only send from its
 		// own address. The address is a node constant (as a 32-bit load
 		// from the packet yields it), so an endpoint without an IPv4
@@ -214,44 +266,189 @@ func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, 
 			}
 		}
 		l.consts = append(l.consts, ir.Const{Name: cname, Value: a})
-		addr := v4.Param(pos, cname)
-		v4.Branch(pos, ir.Eq, addr, ir.C(0), "dispatch", "spoof_check")
+		addr := ok.Param(pos, cname)
+		ok.Branch(pos, ir.Eq, addr, ir.C(0), "frag", "spoof_check")
 		sc := pb.Block("spoof_check")
-		sc.Bounds(pos, data, ethHLen+ipv4HLen, end, "spoof_saddr", "malformed")
-		ss := pb.Block("spoof_saddr")
-		saddr := ss.Load(pos, data, ethHLen+12, 4)
-		ss.Branch(pos, ir.Eq, saddr, ir.V(addr), "dispatch", "spoofed")
-		l.dropBlock(pb, "spoofed", ctx, dropSpoofed, pos)
+		sc.Branch(pos, ir.Eq, saddr, ir.V(addr), "frag", "spoofed")
+		l.dropBlock(pb, "spoofed", ctx, dropSpoofed, pi, pos)
 	} else {
-		v4.Jump(pos, "dispatch")
+		ok.Jump(pos, "frag")
 	}
+
+	fr := pb.Block("frag")
+	ff := fr.Load(pos, data, ethHLen+6, 2)
+	ipID := fr.Load(pos, data, ethHLen+4, 2)
+	off := fr.And(pos, ir.V(ff), ir.C(be16(0x1fff)))
+	fr.Branch(pos, ir.Ne, off, ir.C(0), "later_fragment", "transport")
+
+	// A later fragment carries no transport header: it takes the ports its
+	// first fragment left in the fragments map.
+	lf := pb.Block("later_fragment")
+	rec := lf.MapLookup(pos, fragMap, ir.V(saddr), ir.V(daddr), ir.V(ipID), ir.V(proto), ir.C(0))
+	lf.IfNull(pos, rec, "fragment_missing", "fragment_found")
+	fm := pb.Block("fragment_missing")
+	fm.CtxStore(pos, ctx, "cb0", ir.C(0))
+	fm.CtxStore(pos, ctx, "cb1", ir.C(prefixProto<<16))
+	fmMeta := fm.Or(pos, ir.V(proto), ir.C(kindFragMissing<<16))
+	fm.CtxStore(pos, ctx, "cb2", ir.V(fmMeta))
+	fm.Jump(pos, "dispatch")
+	fo := pb.Block("fragment_found")
+	rports := fo.Load(pos, rec, 0, 4)
+	rpol := fo.Load(pos, rec, 4, 4)
+	fo.CtxStore(pos, ctx, "cb0", ir.V(rports))
+	fo.CtxStore(pos, ctx, "cb1", ir.V(rpol))
+	fo.CtxStore(pos, ctx, "cb2", ir.V(proto))
+	fo.Jump(pos, "dispatch")
+
+	// The transport header must lie within the IP total length.
+	tr := pb.Block("transport")
+	l4len := tr.Sub(pos, ir.V(tlen), ir.V(hlen))
+	l4 := tr.PacketAdd(pos, data, hlen, 60)
+	tr.Branch(pos, ir.Eq, proto, ir.C(protoTCP), "tcp", "not_tcp")
+	nt := pb.Block("not_tcp")
+	nt.Branch(pos, ir.Eq, proto, ir.C(protoUDP), "udp", "not_udp")
+	nu := pb.Block("not_udp")
+	nu.Branch(pos, ir.Eq, proto, ir.C(protoSCTP), "sctp", "not_sctp")
+	ns := pb.Block("not_sctp")
+	ns.Branch(pos, ir.Eq, proto, ir.C(protoICMP), "icmp", "no_ports")
+
+	// Ports of TCP, UDP and SCTP; TCP also gives its flags and its data
+	// offset must be sane.
+	portsAt := func(label string, need int64, next string) {
+		blk := pb.Block(label)
+		blk.Branch(pos, ir.Lt, l4len, ir.C(need), "malformed", label+"_len")
+		ln := pb.Block(label + "_len")
+		ln.Bounds(pos, l4, ethHLen+need, end, next, "malformed")
+	}
+	portsAt("tcp", 20, "tcp_hdr")
+	th := pb.Block("tcp_hdr")
+	doff := th.Load(pos, l4, ethHLen+12, 1)
+	doffBytes := th.Shr(pos, ir.V(doff), ir.C(2))
+	doffLen := th.And(pos, ir.V(doffBytes), ir.C(0x3c))
+	th.Branch(pos, ir.Lt, doffLen, ir.C(20), "malformed", "tcp_doff_min")
+	td := pb.Block("tcp_doff_min")
+	td.Branch(pos, ir.Gt, doffLen, ir.V(l4len), "malformed", "tcp_ok")
+	to := pb.Block("tcp_ok")
+	tflags := to.Load(pos, l4, ethHLen+13, 1)
+	l.storePorts(pb, to, ctx, l4, proto, ir.V(tflags), ff, saddr, daddr, ipID, pos)
+	portsAt("udp", 8, "udp_ok")
+	l.storePorts(pb, pb.Block("udp_ok"), ctx, l4, proto, ir.C(0), ff, saddr, daddr, ipID, pos)
+	portsAt("sctp", 12, "sctp_ok")
+	l.storePorts(pb, pb.Block("sctp_ok"), ctx, l4, proto, ir.C(0), ff, saddr, daddr, ipID, pos)
+
+	// ICMP: type and code take the place of the port; an echo's identifier
+	// that of both ports; an error may belong to a tracked connection.
+	portsAt("icmp", 8, "icmp_ok")
+	io := pb.Block("icmp_ok")
+	typeCode := io.Load(pos, l4, ethHLen, 2)
+	icmpType := io.And(pos, ir.V(typeCode), ir.C(0xff))
+	echoID := io.Load(pos, l4, ethHLen+4, 2)
+	pol := io.Or(pos, ir.V(typeCode), ir.C(prefixPort<<16))
+	io.CtxStore(pos, ctx, "cb1", ir.V(pol))
+	io.Branch(pos, ir.Eq, icmpType, ir.C(8), "icmp_echo", "icmp_not_request")
+	inr := pb.Block("icmp_not_request")
+	inr.Branch(pos, ir.Eq, icmpType, ir.C(0), "icmp_echo", "icmp_not_echo")
+	ie := pb.Block("icmp_echo")
+	hi := ie.Shl(pos, ir.V(echoID), ir.C(16))
+	both := ie.Or(pos, ir.V(hi), ir.V(echoID))
+	ie.CtxStore(pos, ctx, "cb0", ir.V(both))
+	ie.Jump(pos, "icmp_meta")
+	ine := pb.Block("icmp_not_echo")
+	ine.CtxStore(pos, ctx, "cb0", ir.C(0))
+	ine.Branch(pos, ir.Eq, icmpType, ir.C(3), "icmp_error", "icmp_not_unreach")
+	inu := pb.Block("icmp_not_unreach")
+	inu.Branch(pos, ir.Eq, icmpType, ir.C(11), "icmp_error", "icmp_not_time")
+	inti := pb.Block("icmp_not_time")
+	inti.Branch(pos, ir.Eq, icmpType, ir.C(12), "icmp_error", "icmp_meta")
+	ier := pb.Block("icmp_error")
+	l4off := ier.Add(pos, ir.V(hlen), ir.C(ethHLen))
+	ier.CtxStore(pos, ctx, "cb3", ir.V(l4off))
+	errMeta := ier.Or(pos, ir.V(proto), ir.C(kindICMPError<<16))
+	ier.CtxStore(pos, ctx, "cb2", ir.V(errMeta))
+	ier.Jump(pos, "icmp_record")
+	im := pb.Block("icmp_meta")
+	im.CtxStore(pos, ctx, "cb2", ir.V(proto))
+	im.Jump(pos, "icmp_record")
+	ir_ := pb.Block("icmp_record")
+	l.recordFragment(pb, ir_, ctx, ff, saddr, daddr, ipID, proto, pos)
+
+	// Other protocols: only rules without ports can match.
+	np := pb.Block("no_ports")
+	np.CtxStore(pos, ctx, "cb0", ir.C(0))
+	np.CtxStore(pos, ctx, "cb1", ir.C(prefixProto<<16))
+	np.CtxStore(pos, ctx, "cb2", ir.V(proto))
+	l.recordFragment(pb, np, ctx, ff, saddr, daddr, ipID, proto, pos)
+
 	disp := pb.Block("dispatch")
 	disp.TailCall(pos, ctx, progArrayMap, slot, target, "tailcall_failed")
 
 	nv4 := pb.Block("not_ipv4")
 	// Until IPv6 policy is lowered an enforced endpoint drops IPv6 rather
 	// than let it around policy; ARP and other non-IP frames pass.
-	nv4.Branch(pos, ir.Eq, proto, ir.C(be16(0x86dd)), "ipv6", "pass")
-	l.dropBlock(pb, "ipv6", ctx, dropIPv6Unsupported, pos)
+	nv4.Branch(pos, ir.Eq, ethProto, ir.C(be16(0x86dd)), "ipv6", "pass")
+	if enforced {
+		l.dropBlock(pb, "ipv6", ctx, dropIPv6Unsupported, noInfo(pi), pos)
+		l.dropBlock(pb, "malformed", ctx, dropMalformed, noInfo(pi), pos)
+	} else {
+		pb.Block("ipv6").Jump(pos, "pass")
+		pb.Block("malformed").Jump(pos, "pass")
+	}
 	pass := pb.Block("pass")
 	pass.Return(pos, tcOK)
-	l.dropBlock(pb, "malformed", ctx, dropMalformed, pos)
 	// An empty slot must not open the endpoint: fail closed.
-	l.dropBlock(pb, "tailcall_failed", ctx, dropTailCall, pos)
+	l.dropBlock(pb, "tailcall_failed", ctx, dropTailCall, pi, pos)
 	return pb.Program()
 }
 
-// ipv4Program enforces an endpoint's policy in one direction on IPv4
-// packets: it finds the peer's identity in the ipcache and looks the
-// (identity, protocol, port) up in the endpoint's policy map, first with the
-// peer's identity and then with the wildcard identity. A deny entry in either
-// wins; otherwise an allow in either passes; otherwise the packet meets the
-// default deny. Every verdict counts the packet against the cookie of the
-// rule that decided it.
+// storePorts emits, in b, the stores of a TCP, UDP or SCTP packet's ports
+// and metadata into cb, the fragment record of a first fragment, and the
+// jump to the dispatch.
+func (l *lowering) storePorts(pb *ir.ProgramBuilder, b *ir.BlockBuilder, ctx, l4, proto ir.Value, tcpFlags ir.Operand, ff, saddr, daddr, ipID ir.Value, pos source.Pos) {
+	ports := b.Load(pos, l4, ethHLen, 4)
+	b.CtxStore(pos, ctx, "cb0", ir.V(ports))
+	dport := b.Shr(pos, ir.V(ports), ir.C(16))
+	pol := b.Or(pos, ir.V(dport), ir.C(prefixPort<<16))
+	b.CtxStore(pos, ctx, "cb1", ir.V(pol))
+	meta := ir.V(proto)
+	if !tcpFlags.IsConst {
+		f := b.Shl(pos, tcpFlags, ir.C(8))
+		meta = ir.V(b.Or(pos, ir.V(f), ir.V(proto)))
+	}
+	b.CtxStore(pos, ctx, "cb2", meta)
+	l.recordFragment(pb, b, ctx, ff, saddr, daddr, ipID, proto, pos)
+}
+
+// recordFragment ends b: when the packet is a first fragment (more
+// fragments follow, offset 0) its cb0 and cb1 are remembered for the later
+// fragments; then the dispatch.
+func (l *lowering) recordFragment(pb *ir.ProgramBuilder, b *ir.BlockBuilder, ctx, ff, saddr, daddr, ipID, proto ir.Value, pos source.Pos) {
+	label := b.Label()
+	mf := b.And(pos, ir.V(ff), ir.C(be16(0x2000)))
+	b.Branch(pos, ir.Ne, mf, ir.C(0), label+"_first_fragment", "dispatch")
+	r := pb.Block(label + "_first_fragment")
+	ports := r.CtxLoad(pos, ctx, "cb0")
+	pol := r.CtxLoad(pos, ctx, "cb1")
+	r.MapUpdate(pos, fragMap, 0, ir.V(saddr), ir.V(daddr), ir.V(ipID), ir.V(proto), ir.C(0), ir.V(ports), ir.V(pol))
+	r.Jump(pos, "dispatch")
+}
+
+// ipv4Program decides an IPv4 packet of an endpoint in one direction, from
+// the metadata the entry program left in cb.
+//
+// A reply to a tracked connection, or an ICMP error about one, passes. Any
+// other packet is judged by policy when the direction is enforced: the
+// peer's identity comes from the ipcache, and the (identity, protocol,
+// port) is looked up in the endpoint's policy map, first with the peer's
+// identity and then with the wildcard identity. A deny entry in either
+// wins; otherwise an allow in either passes; otherwise the default deny
+// decides. Every verdict counts the packet against the cookie of the rule
+// that decided it. The first packet of a connection that passes creates its
+// conntrack entry and, as settings.verdictEvents asks, a verdict event;
+// every drop sends a drop event.
 //
 // Header parsing points at the endpoint; the policy lookups and verdicts
 // point at polPos, the policy that made the direction enforced.
-func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, polMap string, defCookie uint32, polPos source.Pos, audit bool) *ir.Program {
+func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, enforced bool, polMap string, defCookie uint32, polPos source.Pos, audit bool) *ir.Program {
 	pos := ep.Pos
 	pb := ir.NewProgram(name, ir.ProgSchedCLS, "tc", pos)
 	b := pb.Block("entry")
@@ -261,68 +458,174 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 	b.Bounds(pos, data, ethHLen+ipv4HLen, end, "ip", "malformed")
 
 	ip := pb.Block("ip")
-	verIHL := ip.Load(pos, data, ethHLen, 1)
-	ver := ip.And(pos, ir.V(verIHL), ir.C(0xf0))
-	ip.Branch(pos, ir.Ne, ver, ir.C(0x40), "malformed", "ip_version_ok")
-	ipv := pb.Block("ip_version_ok")
-	ihl := ipv.And(pos, ir.V(verIHL), ir.C(0x0f))
-	ipv.Branch(pos, ir.Lt, ihl, ir.C(5), "malformed", "ip_header_ok")
-
-	ih := pb.Block("ip_header_ok")
-	peerOff := int16(ethHLen + 12) // source address
-	if dir == egress {
-		peerOff = ethHLen + 16 // destination address
+	saddr := ip.Load(pos, data, ethHLen+12, 4)
+	daddr := ip.Load(pos, data, ethHLen+16, 4)
+	ports := ip.CtxLoad(pos, ctx, "cb0")
+	meta := ip.CtxLoad(pos, ctx, "cb2")
+	proto := ip.And(pos, ir.V(meta), ir.C(0xff))
+	fl := ip.Shr(pos, ir.V(meta), ir.C(8))
+	tcpFlags := ip.And(pos, ir.V(fl), ir.C(0xff))
+	kind := ip.Shr(pos, ir.V(meta), ir.C(16))
+	sport := ip.And(pos, ir.V(ports), ir.C(0xffff))
+	dport := ip.Shr(pos, ir.V(ports), ir.C(16))
+	now := ip.KtimeNs(pos)
+	pi := &packetInfo{endpoint: l.endpointIndex(ep), dir: dir, proto: ir.V(proto), saddr: ir.V(saddr), daddr: ir.V(daddr), ports: ir.V(ports), identity: ir.C(0)}
+	ip.Branch(pos, ir.Eq, kind, ir.C(kindFragMissing), "fragment_missing", "kind_known")
+	if enforced {
+		l.dropBlock(pb, "fragment_missing", ctx, dropFragment, pi, pos)
+	} else {
+		pb.Block("fragment_missing").Return(pos, tcOK)
 	}
-	peer := ih.Load(pos, data, peerOff, 4)
-	proto := ih.Load(pos, data, ethHLen+9, 1)
-	frag := ih.Load(pos, data, ethHLen+6, 2)
+	kk := pb.Block("kind_known")
+	kk.Branch(pos, ir.Eq, kind, ir.C(kindICMPError), "related", "conntrack")
+
+	// An ICMP error quotes the IP header and the first 8 bytes of the
+	// packet it is about. If that packet belongs to a tracked connection,
+	// in either orientation, the error passes.
+	rel := pb.Block("related")
+	l4off := rel.CtxLoad(pos, ctx, "cb3")
+	l4offB := rel.And(pos, ir.V(l4off), ir.C(0x7f))
+	icmp := rel.PacketAdd(pos, data, l4offB, 0x7f)
+	rel.Bounds(pos, icmp, 8+ipv4HLen, end, "related_ip", "conntrack")
+	rip := pb.Block("related_ip")
+	iverIHL := rip.Load(pos, icmp, 8, 1)
+	iver := rip.And(pos, ir.V(iverIHL), ir.C(0xf0))
+	rip.Branch(pos, ir.Ne, iver, ir.C(0x40), "conntrack", "related_ihl")
+	rih := pb.Block("related_ihl")
+	iihl := rih.And(pos, ir.V(iverIHL), ir.C(0x0f))
+	rih.Branch(pos, ir.Lt, iihl, ir.C(5), "conntrack", "related_hdr")
+	rh := pb.Block("related_hdr")
+	isaddr := rh.Load(pos, icmp, 8+12, 4)
+	idaddr := rh.Load(pos, icmp, 8+16, 4)
+	iproto := rh.Load(pos, icmp, 8+9, 1)
+	ihlen := rh.Shl(pos, ir.V(iihl), ir.C(2))
+	il4 := rh.PacketAdd(pos, icmp, ihlen, 60)
+	rh.Bounds(pos, il4, 8+8, end, "related_l4", "conntrack")
+	rl := pb.Block("related_l4")
+	rl.Branch(pos, ir.Eq, iproto, ir.C(protoICMP), "related_echo", "related_ports")
+	rp := pb.Block("related_ports")
+	iports := rp.Load(pos, il4, 8, 4)
+	rp.Jump(pos, "related_lookup_ports")
+	re := pb.Block("related_echo")
+	iid := re.Load(pos, il4, 8+4, 2)
+	iidHi := re.Shl(pos, ir.V(iid), ir.C(16))
+	iidBoth := re.Or(pos, ir.V(iidHi), ir.V(iid))
+	re.Jump(pos, "related_lookup_echo")
+	relatedLookups := func(label string, p ir.Value) {
+		blk := pb.Block(label)
+		isp := blk.And(pos, ir.V(p), ir.C(0xffff))
+		idp := blk.Shr(pos, ir.V(p), ir.C(16))
+		// The quoted packet went the other way: an entry made in the
+		// other direction with its tuple as quoted, or one made in this
+		// direction with the tuple reversed.
+		a := blk.MapLookup(pos, ctMap, ctTuple(ir.V(isaddr), ir.V(idaddr), ir.V(isp), ir.V(idp), ir.V(iproto), dir.other())...)
+		blk.IfNull(pos, a, label+"_reversed", label+"_hit")
+		rv := pb.Block(label + "_reversed")
+		bb := rv.MapLookup(pos, ctMap, ctTuple(ir.V(idaddr), ir.V(isaddr), ir.V(idp), ir.V(isp), ir.V(iproto), dir)...)
+		rv.IfNull(pos, bb, "conntrack", label+"_hit")
+		pb.Block(label+"_hit").Jump(pos, "related_pass")
+	}
+	relatedLookups("related_lookup_ports", iports)
+	relatedLookups("related_lookup_echo", iidBoth)
+	pb.Block("related_pass").Return(pos, tcOK)
+
+	// Connection tracking: the same direction (established) or a reply.
+	ct := pb.Block("conntrack")
+	fwd := ct.MapLookup(pos, ctMap, ctTuple(ir.V(saddr), ir.V(daddr), ir.V(sport), ir.V(dport), ir.V(proto), dir)...)
+	ct.IfNull(pos, fwd, "reply_lookup", "established_entry")
+	ee := pb.Block("established_entry")
+	fexp := ee.Load(pos, fwd, ctExpiresOff, 8)
+	ee.Branch(pos, ir.Lt, fexp, ir.V(now), "reply_lookup", "established")
+	l.refreshBlocks(pb, "established", fwd, proto, tcpFlags, now, false, "established_judge", pos)
+	ej := pb.Block("established_judge")
+	ej.CtxStore(pos, ctx, "cb4", ir.C(stateEstablished))
+	ej.Jump(pos, "policy")
+
+	rlu := pb.Block("reply_lookup")
+	rev := rlu.MapLookup(pos, ctMap, ctTuple(ir.V(daddr), ir.V(saddr), ir.V(dport), ir.V(sport), ir.V(proto), dir.other())...)
+	rlu.IfNull(pos, rev, "new", "reply_entry")
+	rle := pb.Block("reply_entry")
+	rexp := rle.Load(pos, rev, ctExpiresOff, 8)
+	rle.Branch(pos, ir.Lt, rexp, ir.V(now), "new", "reply")
+	l.refreshBlocks(pb, "reply", rev, proto, tcpFlags, now, true, "reply_pass", pos)
+	pb.Block("reply_pass").Return(pos, tcOK)
+
+	nw := pb.Block("new")
+	nw.CtxStore(pos, ctx, "cb4", ir.C(stateNew))
+	nw.Jump(pos, "policy")
+
+	fwdKey := ctTuple(ir.V(saddr), ir.V(daddr), ir.V(sport), ir.V(dport), ir.V(proto), dir)
+	if !enforced {
+		// Open direction: every packet passes; a new connection is
+		// tracked so that the enforced direction lets its replies in.
+		pol := pb.Block("policy")
+		st := pol.CtxLoad(pos, ctx, "cb4")
+		pol.Branch(pos, ir.Eq, st, ir.C(stateEstablished), "pass", "track")
+		l.createBlocks(pb, "track", fwdKey, proto, tcpFlags, now, ir.C(0), "pass", pos)
+		pb.Block("pass").Return(pos, tcOK)
+		l.dropBlock(pb, "malformed", ctx, dropMalformed, noInfo(pi), pos)
+		return pb.Program()
+	}
+
+	pol := pb.Block("policy")
+	var peer ir.Value = saddr
+	if dir == egress {
+		peer = daddr
+	}
 	// The IPv4-mapped form of the address: ::ffff:a.b.c.d.
-	ipc := ih.MapLookup(pos, ipcacheMap, ir.C(128), ir.C(0), ir.C(0), ir.C(be32(0xffff)), ir.V(peer))
-	ih.IfNull(pos, ipc, "no_identity", "have_identity")
-	l.dropBlock(pb, "no_identity", ctx, dropNoIdentity, pos)
+	ipc := pol.MapLookup(polPos, ipcacheMap, ir.C(128), ir.C(0), ir.C(0), ir.C(be32(0xffff)), ir.V(peer))
+	pol.IfNull(polPos, ipc, "no_identity", "have_identity")
+	l.dropBlock(pb, "no_identity", ctx, dropNoIdentity, pi, pos)
 
 	hi := pb.Block("have_identity")
-	id := hi.Load(pos, ipc, 0, 4)
-	// A non-first fragment carries no L4 header: only rules without ports
-	// can match it.
-	off := hi.And(pos, ir.V(frag), ir.C(be16(0x1fff)))
-	hi.Branch(pos, ir.Ne, off, ir.C(0), "l3", "l4_tcp")
-	lt := pb.Block("l4_tcp")
-	lt.Branch(pos, ir.Eq, proto, ir.C(protoTCP), "ports", "l4_udp")
-	lu := pb.Block("l4_udp")
-	lu.Branch(pos, ir.Eq, proto, ir.C(protoUDP), "ports", "l4_sctp")
-	ls := pb.Block("l4_sctp")
-	ls.Branch(pos, ir.Eq, proto, ir.C(protoSCTP), "ports", "l4_icmp")
-	li := pb.Block("l4_icmp")
-	li.Branch(pos, ir.Eq, proto, ir.C(protoICMP), "ports", "l3")
+	id := hi.Load(polPos, ipc, 0, 4)
+	word := hi.CtxLoad(polPos, ctx, "cb1")
+	polPort := hi.And(polPos, ir.V(word), ir.C(0xffff))
+	plen := hi.Shr(polPos, ir.V(word), ir.C(16))
+	l.policyLookups(pb, hi, ctx, polMap, dir, id, proto, polPort, plen, defCookie, polPos, audit)
 
-	pt := pb.Block("ports")
-	hlen := pt.Shl(pos, ir.V(ihl), ir.C(2))
-	l4 := pt.PacketAdd(pos, data, hlen, 60)
-	// A TCP, UDP, SCTP or ICMP packet too short to carry its ports (or
-	// ICMP type, code and checksum) is malformed: it must not fall back
-	// to the port-less rules.
-	pt.Bounds(pos, l4, ethHLen+4, end, "ports_ok", "malformed")
-	po := pb.Block("ports_ok")
-	po.Branch(pos, ir.Eq, proto, ir.C(protoICMP), "icmp", "dport")
-	dp := pb.Block("dport")
-	dport := dp.Load(pos, l4, ethHLen+2, 2)
-	l.policyLookups(pb, dp, "l4", ctx, polMap, dir, id, proto, ir.V(dport), prefixPort, defCookie, polPos, audit)
-	// ICMP's type and code take the place of the port.
-	ic := pb.Block("icmp")
-	typeCode := ic.Load(pos, l4, ethHLen, 2)
-	l.policyLookups(pb, ic, "icmp", ctx, polMap, dir, id, proto, ir.V(typeCode), prefixPort, defCookie, polPos, audit)
+	// The verdict, with the deciding cookie in cb3 and the verdict in cb1.
+	dec := pb.Block("decided")
+	cookie := dec.CtxLoad(polPos, ctx, "cb3")
+	verdict := dec.CtxLoad(polPos, ctx, "cb1")
+	state := dec.CtxLoad(polPos, ctx, "cb4")
+	cnt := l.countBlocks(pb, "count", ctx, ruleStatsMap, ir.V(cookie), polPos)
+	dec.Jump(polPos, "count")
+	cnt.Branch(polPos, ir.Eq, verdict, ir.C(verdictDenied), "denied", "passed")
+	vpi := *pi
+	vpi.identity = ir.V(id)
 
-	l3 := pb.Block("l3")
-	l.policyLookups(pb, l3, "l3", ctx, polMap, dir, id, proto, ir.C(0), prefixProto, defCookie, polPos, audit)
+	pa := pb.Block("passed")
+	pa.Branch(polPos, ir.Eq, state, ir.C(stateEstablished), "pass", "create")
+	l.createBlocks(pb, "create", fwdKey, proto, tcpFlags, now, ir.V(cookie), "created", polPos)
+	cr := pb.Block("created")
+	if l.wantVerdictEvent(verdictAllowed) || l.wantVerdictEvent(verdictAudited) {
+		if !l.wantVerdictEvent(verdictAllowed) {
+			cr.Branch(polPos, ir.Eq, verdict, ir.C(verdictAllowed), "pass", "created_event")
+			cr = pb.Block("created_event")
+		}
+		l.event(cr, polPos, eventVerdict, &vpi, ir.V(verdict), ir.C(0), ir.V(cookie))
+	}
+	cr.Jump(polPos, "pass")
+	pb.Block("pass").Return(polPos, tcOK)
 
-	l.dropBlock(pb, "malformed", ctx, dropMalformed, pos)
+	dn := pb.Block("denied")
+	if l.wantVerdictEvent(verdictDenied) {
+		dn.Branch(polPos, ir.Eq, state, ir.C(stateEstablished), "policy_drop", "denied_event")
+		de := pb.Block("denied_event")
+		l.event(de, polPos, eventVerdict, &vpi, ir.V(verdict), ir.C(0), ir.V(cookie))
+		de.Jump(polPos, "policy_drop")
+	} else {
+		dn.Jump(polPos, "policy_drop")
+	}
+	l.dropBlockCookie(pb, "policy_drop", ctx, dropPolicy, &vpi, ir.V(cookie), polPos)
+	l.dropBlock(pb, "malformed", ctx, dropMalformed, noInfo(pi), pos)
 	return pb.Program()
 }
 
 // policyLookups emits, starting in b, the two policy map lookups and the
-// verdicts that follow. Block labels start with tag so that the port and
-// port-less paths stay apart.
+// verdicts that follow, which store the deciding cookie in cb3 and the
+// verdict in cb1 and go to "decided".
 //
 // Each entry already carries what all the keys of its identity that match
 // the packet decide (see propagate), so the two lookups combine simply: a
@@ -331,60 +634,63 @@ func (l *lowering) ipv4Program(name string, ep *model.Endpoint, dir direction, p
 // the default deny decides. A deny with the audit flag, and a default deny
 // when audit is set, passes and counts as audited; when both lookups deny,
 // one without the audit flag wins.
-func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag string, ctx ir.Value, polMap string, dir direction, id, proto ir.Value, dport ir.Operand, plen int64, defCookie uint32, pos source.Pos, audit bool) {
-	lbl := func(s string) string { return tag + "_" + s }
+func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, ctx ir.Value, polMap string, dir direction, id, proto, port, plen ir.Value, defCookie uint32, pos source.Pos, audit bool) {
 	key := func(identity ir.Operand) []ir.Operand {
-		return []ir.Operand{ir.C(plen), identity, ir.C(int64(dir)), ir.V(proto), dport}
+		return []ir.Operand{ir.V(plen), identity, ir.C(int64(dir)), ir.V(proto), ir.V(port)}
 	}
 	peer := b.MapLookup(pos, polMap, key(ir.V(id))...)
-	b.IfNull(pos, peer, lbl("any_only"), lbl("peer_hit"))
+	b.IfNull(pos, peer, "any_only", "peer_hit")
 
 	// The peer's identity matched.
-	ph := pb.Block(lbl("peer_hit"))
+	ph := pb.Block("peer_hit")
 	pflags := ph.Load(pos, peer, 4, 4)
 	pcookie := ph.Load(pos, peer, 0, 4)
 	any1 := ph.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
-	ph.IfNull(pos, any1, lbl("peer_only"), lbl("both_hit"))
-	po := pb.Block(lbl("peer_only"))
-	po.Branch(pos, ir.Set, pflags, ir.C(flagDeny), lbl("peer_deny"), lbl("peer_allow"))
-	l.denyBlocks(pb, lbl("peer_deny"), ctx, pcookie, pflags, pos)
-	l.verdictBlock(pb, lbl("peer_allow"), ctx, ir.V(pcookie), true, pos)
+	ph.IfNull(pos, any1, "peer_only", "both_hit")
+	po := pb.Block("peer_only")
+	po.Branch(pos, ir.Set, pflags, ir.C(flagDeny), "peer_deny", "peer_allow")
+	l.denyBlocks(pb, "peer_deny", ctx, pcookie, pflags, pos)
+	l.verdictBlock(pb, "peer_allow", ctx, ir.V(pcookie), verdictAllowed, pos)
 
 	// Both matched.
-	bh := pb.Block(lbl("both_hit"))
+	bh := pb.Block("both_hit")
 	aflags := bh.Load(pos, any1, 4, 4)
 	acookie := bh.Load(pos, any1, 0, 4)
-	bh.Branch(pos, ir.Set, pflags, ir.C(flagDeny), lbl("pdeny"), lbl("pallow"))
-	pd := pb.Block(lbl("pdeny"))
-	pd.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("both_deny"), lbl("peer_deny"))
-	pa := pb.Block(lbl("pallow"))
-	pa.Branch(pos, ir.Set, aflags, ir.C(flagDeny), lbl("any_deny"), lbl("both_allow"))
+	bh.Branch(pos, ir.Set, pflags, ir.C(flagDeny), "pdeny", "pallow")
+	pd := pb.Block("pdeny")
+	pd.Branch(pos, ir.Set, aflags, ir.C(flagDeny), "both_deny", "peer_deny")
+	pa := pb.Block("pallow")
+	pa.Branch(pos, ir.Set, aflags, ir.C(flagDeny), "any_deny", "both_allow")
 	// Both deny: one that is not audited beats an audited one, else the
 	// first rule decides.
-	bd := pb.Block(lbl("both_deny"))
+	bd := pb.Block("both_deny")
 	paudit := bd.And(pos, ir.V(pflags), ir.C(flagAudit))
 	aaudit := bd.And(pos, ir.V(aflags), ir.C(flagAudit))
-	bd.Branch(pos, ir.Lt, paudit, ir.V(aaudit), lbl("peer_deny"), lbl("both_deny_rank"))
-	br := pb.Block(lbl("both_deny_rank"))
-	br.Branch(pos, ir.Lt, aaudit, ir.V(paudit), lbl("any_deny"), lbl("both_deny_first"))
-	bf := pb.Block(lbl("both_deny_first"))
-	bf.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_deny"), lbl("peer_deny"))
-	l.denyBlocks(pb, lbl("any_deny"), ctx, acookie, aflags, pos)
-	ba := pb.Block(lbl("both_allow"))
-	ba.Branch(pos, ir.Lt, acookie, ir.V(pcookie), lbl("any_allow"), lbl("peer_allow"))
+	bd.Branch(pos, ir.Lt, paudit, ir.V(aaudit), "peer_deny", "both_deny_rank")
+	br := pb.Block("both_deny_rank")
+	br.Branch(pos, ir.Lt, aaudit, ir.V(paudit), "any_deny", "both_deny_first")
+	bf := pb.Block("both_deny_first")
+	bf.Branch(pos, ir.Lt, acookie, ir.V(pcookie), "any_deny", "peer_deny")
+	l.denyBlocks(pb, "any_deny", ctx, acookie, aflags, pos)
+	ba := pb.Block("both_allow")
+	ba.Branch(pos, ir.Lt, acookie, ir.V(pcookie), "any_allow", "peer_allow")
 
 	// Only the wildcard identity can match.
-	ao := pb.Block(lbl("any_only"))
+	ao := pb.Block("any_only")
 	any2 := ao.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
-	ao.IfNull(pos, any2, lbl("default_deny"), lbl("any_hit"))
-	ah := pb.Block(lbl("any_hit"))
+	ao.IfNull(pos, any2, "default_deny", "any_hit")
+	ah := pb.Block("any_hit")
 	oflags := ah.Load(pos, any2, 4, 4)
 	ocookie := ah.Load(pos, any2, 0, 4)
-	ah.Branch(pos, ir.Set, oflags, ir.C(flagDeny), lbl("any_only_deny"), lbl("any_only_allow"))
-	l.denyBlocks(pb, lbl("any_only_deny"), ctx, ocookie, oflags, pos)
-	l.verdictBlock(pb, lbl("any_only_allow"), ctx, ir.V(ocookie), true, pos)
-	l.verdictBlock(pb, lbl("any_allow"), ctx, ir.V(acookie), true, pos)
-	l.verdictBlock(pb, lbl("default_deny"), ctx, ir.C(int64(defCookie)), audit, pos)
+	ah.Branch(pos, ir.Set, oflags, ir.C(flagDeny), "any_only_deny", "any_only_allow")
+	l.denyBlocks(pb, "any_only_deny", ctx, ocookie, oflags, pos)
+	l.verdictBlock(pb, "any_only_allow", ctx, ir.V(ocookie), verdictAllowed, pos)
+	l.verdictBlock(pb, "any_allow", ctx, ir.V(acookie), verdictAllowed, pos)
+	def := verdictDenied
+	if audit {
+		def = verdictAudited
+	}
+	l.verdictBlock(pb, "default_deny", ctx, ir.C(int64(defCookie)), def, pos)
 }
 
 // denyBlocks emits the verdict of a deny entry with cookie and flags: an
@@ -392,27 +698,29 @@ func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, tag 
 func (l *lowering) denyBlocks(pb *ir.ProgramBuilder, label string, ctx, cookie, flags ir.Value, pos source.Pos) {
 	b := pb.Block(label)
 	b.Branch(pos, ir.Set, flags, ir.C(flagAudit), label+"_audit", label+"_drop")
-	l.verdictBlock(pb, label+"_audit", ctx, ir.V(cookie), true, pos)
-	l.verdictBlock(pb, label+"_drop", ctx, ir.V(cookie), false, pos)
+	l.verdictBlock(pb, label+"_audit", ctx, ir.V(cookie), verdictAudited, pos)
+	l.verdictBlock(pb, label+"_drop", ctx, ir.V(cookie), verdictDenied, pos)
 }
 
-// verdictBlock emits a block that counts the packet against cookie in
-// rule_stats (and, for a drop, against the policy reason in drop_stats) and
-// returns the verdict.
-func (l *lowering) verdictBlock(pb *ir.ProgramBuilder, label string, ctx ir.Value, cookie ir.Operand, allow bool, pos source.Pos) {
-	d := l.countBlocks(pb, label, ctx, ruleStatsMap, cookie, pos)
-	if allow {
-		d.Return(pos, tcOK)
-		return
-	}
-	d.Jump(pos, label+"_drop")
-	l.dropBlock(pb, label+"_drop", ctx, dropPolicy, pos)
+// verdictBlock emits a block that records cookie and verdict in cb3 and
+// cb1 and goes to "decided".
+func (l *lowering) verdictBlock(pb *ir.ProgramBuilder, label string, ctx ir.Value, cookie ir.Operand, verdict int, pos source.Pos) {
+	b := pb.Block(label)
+	b.CtxStore(pos, ctx, "cb3", cookie)
+	b.CtxStore(pos, ctx, "cb1", ir.C(int64(verdict)))
+	b.Jump(pos, "decided")
 }
 
-// dropBlock emits a block that counts a drop for reason and returns
-// TC_ACT_SHOT.
-func (l *lowering) dropBlock(pb *ir.ProgramBuilder, label string, ctx ir.Value, reason int, pos source.Pos) {
+// dropBlock emits a block that counts a drop for reason, sends a drop
+// event and returns TC_ACT_SHOT.
+func (l *lowering) dropBlock(pb *ir.ProgramBuilder, label string, ctx ir.Value, reason int, pi *packetInfo, pos source.Pos) {
+	l.dropBlockCookie(pb, label, ctx, reason, pi, ir.C(0), pos)
+}
+
+// dropBlockCookie is dropBlock for a drop a rule (cookie) decided.
+func (l *lowering) dropBlockCookie(pb *ir.ProgramBuilder, label string, ctx ir.Value, reason int, pi *packetInfo, cookie ir.Operand, pos source.Pos) {
 	d := l.countBlocks(pb, label, ctx, dropStatsMap, ir.C(int64(reason)), pos)
+	l.event(d, pos, eventDrop, pi, ir.C(verdictDenied), ir.C(int64(reason)), cookie)
 	d.Return(pos, tcShot)
 }
 
