@@ -362,6 +362,10 @@ func (v *validator) checkTests() {
 			if t.Port == 0 {
 				v.errorf(t.Pos, "test %s: %s needs a port", t.Name, t.Protocol)
 			}
+		case model.ProtoICMP, model.ProtoICMPv6:
+			if t.Port != 0 {
+				v.errorf(t.Pos, "test %s: %s has no ports; remove port (the test sends an echo request)", t.Name, t.Protocol)
+			}
 		}
 		if len(t.Backends) > 0 && !strings.HasPrefix(t.To, "svc:") {
 			v.errorf(t.Pos, "test %s: a list of backends needs a service in to (svc:namespace/name)", t.Name)
