@@ -11,7 +11,7 @@ import (
 )
 
 // shopDir is the example that docs/testing.md shows.
-var shopDir = filepath.Join("..", "..", "compiler", "policytest", "testdata", "shop")
+var shopDir = filepath.Join("..", "..", "examples", "shop")
 
 // testConfig is goodCluster with a policy letting 192.0.2.0/24 reach web
 // on TCP 80, and tests: one that passes and, with failing set, one whose

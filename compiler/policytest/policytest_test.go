@@ -197,9 +197,9 @@ func TestRunOutcomes(t *testing.T) {
 
 // TestShop runs the shipped example with each engine: every test passes,
 // and the decisions are the ones its policies say (read from
-// testdata/shop/policies.cue, not from the output).
+// examples/shop/policies.cue, not from the output).
 func TestShop(t *testing.T) {
-	cfg, arts := compileDir(t, filepath.Join("testdata", "shop"))
+	cfg, arts := compileDir(t, filepath.Join("..", "..", "examples", "shop"))
 	eachEngine(t, func(t *testing.T, e Engine) {
 		rep := run(t, cfg, arts, Options{Engine: e})
 		if rep.Failed != 0 || rep.NotRun != 0 || rep.Passed != 15 {
@@ -208,7 +208,7 @@ func TestShop(t *testing.T) {
 			t.Fatalf("want 15 passes:\n%s", b.String())
 		}
 		got := byName(rep)
-		pol := filepath.Join("testdata", "shop", "policies.cue")
+		pol := filepath.Join("..", "..", "examples", "shop", "policies.cue")
 		for _, c := range []struct {
 			test   string
 			packet int
@@ -274,7 +274,7 @@ func TestShop(t *testing.T) {
 // rewrites it; review the diff). Both engines must print the same table
 // below the header.
 func TestShopText(t *testing.T) {
-	cfg, arts := compileDir(t, filepath.Join("testdata", "shop"))
+	cfg, arts := compileDir(t, filepath.Join("..", "..", "examples", "shop"))
 	golden := filepath.Join("testdata", "shop.golden")
 	eachEngine(t, func(t *testing.T, e Engine) {
 		rep := run(t, cfg, arts, Options{Engine: e})
@@ -311,7 +311,7 @@ func TestShopText(t *testing.T) {
 func TestEnginesAgree(t *testing.T) {
 	testenv.RequireKernel(t)
 	dir := t.TempDir()
-	shop := filepath.Join("testdata", "shop")
+	shop := filepath.Join("..", "..", "examples", "shop")
 	ents, err := os.ReadDir(shop)
 	if err != nil {
 		t.Fatal(err)
