@@ -95,12 +95,14 @@ func ruleCookies(cfg *model.Config) (map[*model.Rule]uint32, []Cookie) {
 	return ids, cookies
 }
 
-// polKey is a policy map key of one endpoint and direction.
+// polKey is a policy map key of one endpoint and direction. Its fields are
+// ordered so that it has no padding: computePolicy hashes many of them,
+// and a struct without padding hashes as one block of memory.
 type polKey struct {
-	plen  uint8
 	id    uint32
-	proto uint8
 	port  uint16
+	plen  uint8
+	proto uint8
 }
 
 // polVal is what a key decides.
@@ -131,7 +133,6 @@ func (l *lowering) computePolicy(ep *model.Endpoint, dir direction) endpointPoli
 	if settings.Enforcement == model.EnforceAlways {
 		out.enforced = true
 		out.pos = settings.Pos
-		allAudit = false
 	}
 	keys := make(map[polKey]polVal)
 	record := func(k polKey, v polVal) {
@@ -211,10 +212,11 @@ func (v polVal) beats(w polVal) bool {
 // that is not audited beats an audited one.
 func propagate(keys map[polKey]polVal) map[polKey]polVal {
 	out := make(map[polKey]polVal, len(keys))
+	var buf [2 + 16]polKey
 	for k := range keys {
 		var best polVal
 		found := false
-		for _, c := range covering(k) {
+		for _, c := range covering(k, &buf) {
 			if v, ok := keys[c]; ok && (!found || v.beats(best)) {
 				best, found = v, true
 			}
@@ -224,9 +226,11 @@ func propagate(keys map[polKey]polVal) map[polKey]polVal {
 	return out
 }
 
-// covering returns k and every key whose prefix contains k.
-func covering(k polKey) []polKey {
-	out := []polKey{{plen: prefixL3, id: k.id}}
+// covering returns k and every key whose prefix contains k. The result
+// lives in buf when it fits (it always does for keys of at most
+// prefixPort bits).
+func covering(k polKey, buf *[2 + 16]polKey) []polKey {
+	out := append(buf[:0], polKey{plen: prefixL3, id: k.id})
 	if k.plen >= prefixProto {
 		out = append(out, polKey{plen: prefixProto, id: k.id, proto: k.proto})
 	}
@@ -295,8 +299,19 @@ func (l *lowering) ruleKeys(p *model.Policy, r *model.Rule, ep *model.Endpoint, 
 }
 
 // rulePeers returns the identities a rule's peers select, sorted, with 0
-// for any peer.
+// for any peer. They do not depend on the subject endpoint, so they are
+// computed once per rule; the result must not be modified.
 func (l *lowering) rulePeers(p *model.Policy, r *model.Rule) []uint32 {
+	key := policyRule{p, r}
+	if ids, ok := l.sel.rules[key]; ok {
+		return ids
+	}
+	ids := l.computeRulePeers(p, r)
+	l.sel.rules[key] = ids
+	return ids
+}
+
+func (l *lowering) computeRulePeers(p *model.Policy, r *model.Rule) []uint32 {
 	if !r.HasPeers {
 		return []uint32{IdentityAny}
 	}
