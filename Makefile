@@ -64,10 +64,14 @@ demo: build
 	fi
 	@echo "artifacts in $(DEMO_OUT)/:"; ls -1 $(DEMO_OUT)/*/
 
+# BENCH and BENCHPKG narrow the run, e.g. the policy compiler and datapath:
+#   make bench BENCH='PolicyPacket|CompileNode|AddEndpoint|LoadNode|Incremental' BENCHPKG='./compiler/ ./compiler/lower/'
+BENCH    ?= .
+BENCHPKG ?= ./...
 bench:
 # -p 1: packages run one after another, so compile benchmarks do not take
 # CPU from the in-kernel packet measurements.
-	$(GO) test -p 1 -run '^$$' -bench . -benchmem -timeout 60m ./...
+	$(GO) test -p 1 -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m $(BENCHPKG)
 
 FUZZTIME ?= 60s
 fuzz:
@@ -75,6 +79,7 @@ fuzz:
 	$(GO) test ./compiler/load -run '^$$' -fuzz 'FuzzLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./compiler/load -run '^$$' -fuzz FuzzLoadKubernetes -fuzztime $(FUZZTIME)
 	$(GO) test ./compiler/reference -run '^$$' -fuzz FuzzPacket -fuzztime $(FUZZTIME)
+	$(GO) test ./compiler/explain -run '^$$' -fuzz FuzzParseFlow -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN) out

@@ -38,6 +38,9 @@ import (
 var (
 	callerSaved = []asm.Register{asm.R1, asm.R2, asm.R3, asm.R4}
 	calleeSaved = []asm.Register{asm.R6, asm.R7, asm.R8, asm.R9}
+	// The candidate orders of linearScan, built once.
+	calleeFirst = slices.Concat(calleeSaved, callerSaved)
+	callerFirst = slices.Concat(callerSaved, calleeSaved)
 )
 
 // Scratch registers, never holding an allocated value.
@@ -193,9 +196,9 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 	}
 
 	// Dense value numbering bound and the defining op of each value.
+	// defPos[v] is 0 for a value that is never defined (definitions are at
+	// odd positions).
 	nvals := 0
-	defPos := make(map[ir.Value]int)
-	defOp := make(map[ir.Value]*ir.Op)
 	index := make(map[string]int, len(order))
 	for i, b := range order {
 		index[b.Label] = i
@@ -208,6 +211,8 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 			}
 		}
 	}
+	defPos := make([]int, nvals)
+	defOp := make([]*ir.Op, nvals)
 
 	// Linear positions.
 	pos := 0
@@ -223,7 +228,7 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 		for k, op := range b.Ops {
 			a.opPos[i][k] = pos
 			if op.Dst != ir.NoValue {
-				if _, dup := defPos[op.Dst]; dup {
+				if defPos[op.Dst] != 0 {
 					return nil, errorf(op.Pos, "value %%%d defined twice", op.Dst)
 				}
 				defPos[op.Dst] = pos + 1
@@ -251,10 +256,7 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 		use[i], def[i] = newBitset(nvals), newBitset(nvals)
 		read := func(vs []ir.Value, at ir.Pos) error {
 			for _, v := range vs {
-				if v < 0 || int(v) >= nvals {
-					return errorf(at, "use of undefined value %%%d", v)
-				}
-				if _, ok := defPos[v]; !ok {
+				if v < 0 || int(v) >= nvals || defPos[v] == 0 {
 					return errorf(at, "use of undefined value %%%d", v)
 				}
 				if !def[i].has(int(v)) {
@@ -303,30 +305,32 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 		}
 	}
 
-	// Intervals.
-	ivs := make(map[ir.Value]*interval)
+	// Intervals, by value.
+	store := make([]interval, nvals)
+	ivs := make([]*interval, nvals)
 	get := func(v ir.Value) *interval {
 		iv := ivs[v]
 		if iv == nil {
 			d := defPos[v]
-			iv = &interval{v: v, start: d, end: d}
+			iv = &store[v]
+			*iv = interval{v: v, start: d, end: d}
 			ivs[v] = iv
 		}
 		return iv
 	}
-	used := make(map[ir.Value]bool)
+	used := newBitset(nvals)
 	for i, b := range order {
 		for k, op := range b.Ops {
 			for _, v := range opUses(scratch[:0], op, a.consts) {
 				iv := get(v)
 				iv.end = max(iv.end, a.opPos[i][k])
-				used[v] = true
+				used.add(int(v))
 			}
 		}
 		for _, v := range termUses(scratch[:0], &b.Term, a.consts) {
 			iv := get(v)
 			iv.end = max(iv.end, a.termPos[i])
-			used[v] = true
+			used.add(int(v))
 		}
 		liveIn[i].each(func(v int) {
 			iv := get(ir.Value(v))
@@ -337,15 +341,20 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 			iv.end = max(iv.end, blockEnd[i])
 		})
 	}
-	for v := range defPos {
-		if _, c := a.consts[v]; !c && !used[v] {
-			a.dead[v] = true
+	for v, d := range defPos {
+		if d == 0 {
+			continue
+		}
+		if _, c := a.consts[ir.Value(v)]; !c && !used.has(v) {
+			a.dead[ir.Value(v)] = true
 		}
 	}
 
-	list := make([]*interval, 0, len(ivs))
+	var list []*interval
 	for _, iv := range ivs {
-		list = append(list, iv)
+		if iv != nil {
+			list = append(list, iv)
+		}
 	}
 	slices.SortFunc(list, func(x, y *interval) int {
 		if c := cmp.Compare(x.start, y.start); c != 0 {
@@ -366,7 +375,7 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 			if op.Dst == ir.NoValue || len(op.Args) == 0 || op.Args[0].IsConst || !twoAddress(op.Kind) {
 				continue
 			}
-			src, dst := ivs[op.Args[0].Value], ivs[op.Dst]
+			src, dst := intervalOf(ivs, op.Args[0].Value), ivs[op.Dst]
 			if src != nil && dst != nil && dst.crossCall && src.end == a.opPos[i][k] {
 				src.preferCallee = true
 			}
@@ -377,6 +386,15 @@ func allocate(p *ir.Program, order []*ir.Block) (*allocation, error) {
 	a.linearScan(list)
 	a.assignSlots(list)
 	return a, nil
+}
+
+// intervalOf returns the interval of v, or nil when v has none (a
+// constant, or a value that is not defined).
+func intervalOf(ivs []*interval, v ir.Value) *interval {
+	if v < 0 || int(v) >= len(ivs) {
+		return nil
+	}
+	return ivs[v]
 }
 
 // hint returns the register that makes the defining op cheapest: the
@@ -413,13 +431,13 @@ func twoAddress(k ir.Kind) bool {
 // linearScan assigns registers to the intervals, sorted by start.
 func (a *allocation) linearScan(list []*interval) {
 	var active []*interval // sorted by end
-	owner := make(map[asm.Register]*interval)
+	var owner [asm.R10 + 1]*interval
 	for _, iv := range list {
 		// Expire intervals that ended before this one starts.
 		n := 0
 		for _, o := range active {
 			if o.end < iv.start {
-				delete(owner, a.locs[o.v].reg)
+				owner[a.locs[o.v].reg] = nil
 				continue
 			}
 			active[n] = o
@@ -432,9 +450,9 @@ func (a *allocation) linearScan(list []*interval) {
 		case iv.crossCall:
 			cands = calleeSaved
 		case iv.preferCallee:
-			cands = append(slices.Clip(calleeSaved), callerSaved...)
+			cands = calleeFirst
 		default:
-			cands = append(slices.Clip(callerSaved), calleeSaved...)
+			cands = callerFirst
 		}
 		reg, ok := asm.Register(0), false
 		if h, hok := a.hint(iv.def); hok && slices.Contains(cands, h) && owner[h] == nil {

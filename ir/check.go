@@ -109,12 +109,15 @@ type checker struct {
 	defs  map[Value]defSite
 	facts []*facts // per block, at its entry; nil when unreachable
 
-	// Per op: where errors go.
-	blk  *Block
-	bi   int
-	oi   int
-	what string
-	pos  Pos
+	// Per op: where errors go. The op or terminator is formatted for the
+	// message only when there is an error: formatting every op up front
+	// costs more than the checks themselves.
+	blk     *Block
+	bi      int
+	oi      int
+	curOp   *Op   // the op being checked, or nil
+	curTerm *Term // the terminator being checked, or nil
+	pos     Pos
 }
 
 type defSite struct {
@@ -129,7 +132,42 @@ func (c *checker) add(pos Pos, prog, block string, op int, what, format string, 
 
 // errorf reports a problem with the current op or terminator.
 func (c *checker) errorf(format string, args ...any) {
-	c.add(c.pos, c.prog.Name, c.blk.Label, c.oi, c.what, format, args...)
+	c.add(c.pos, c.prog.Name, c.blk.Label, c.oi, c.what(), format, args...)
+}
+
+// what is the current op or terminator as printed, for an error message.
+func (c *checker) what() string {
+	switch {
+	case c.curOp != nil:
+		return formatOp(c.curOp)
+	case c.curTerm != nil:
+		return formatTerm(c.curTerm)
+	case c.oi >= 0:
+		return "?" // a nil op
+	}
+	return ""
+}
+
+// at makes op (or, when op is nil, the terminator t) the subject of the
+// errors that follow.
+func (c *checker) at(oi int, op *Op, t *Term) {
+	c.oi, c.curOp, c.curTerm, c.pos = oi, op, t, Pos{}
+	switch {
+	case op != nil:
+		c.pos = op.Pos
+	case t != nil:
+		c.pos = t.Pos
+	}
+}
+
+// operandNames avoids formatting a name for every operand checked.
+var operandNames = [...]string{"operand 0", "operand 1", "operand 2", "operand 3", "operand 4", "operand 5", "operand 6", "operand 7", "operand 8", "operand 9"}
+
+func operandName(i int) string {
+	if i < len(operandNames) {
+		return operandNames[i]
+	}
+	return fmt.Sprintf("operand %d", i)
 }
 
 func validSize(n int) bool { return n == 1 || n == 2 || n == 4 || n == 8 }
@@ -222,7 +260,8 @@ func (c *checker) mapDecl(mp *Map, progs map[string]bool) {
 
 func (c *checker) program(p *Program) {
 	c.prog = p
-	c.blk, c.oi, c.what = &Block{}, -1, ""
+	c.blk = &Block{}
+	c.at(-1, nil, nil)
 	bad := func(format string, args ...any) { c.add(p.Pos, p.Name, "", -1, "", format, args...) }
 	if _, ok := CtxFields[p.Type]; !ok {
 		bad("unknown program type %v", p.Type)
@@ -255,15 +294,14 @@ func (c *checker) program(p *Program) {
 	for bi, b := range p.Blocks {
 		c.blk, c.bi = b, bi
 		for oi, op := range b.Ops {
-			c.oi, c.what, c.pos = oi, "?", Pos{}
+			c.at(oi, op, nil)
 			if op == nil {
 				c.errorf("nil op")
 				continue
 			}
-			c.what, c.pos = formatOp(op), op.Pos
 			c.op(op)
 		}
-		c.oi, c.what, c.pos = len(b.Ops), formatTerm(&b.Term), b.Term.Pos
+		c.at(len(b.Ops), nil, &b.Term)
 		c.term(&b.Term)
 	}
 }
@@ -282,7 +320,7 @@ func (c *checker) collectDefs() {
 			if op == nil {
 				continue
 			}
-			c.oi, c.what, c.pos = oi, formatOp(op), op.Pos
+			c.at(oi, op, nil)
 			if op.Kind == OpCtx && (bi != 0 || oi != 0) {
 				c.errorf("ctx is defined only as the first op of the entry block")
 			}
@@ -539,7 +577,7 @@ func (c *checker) mapCall(op *Op) {
 	}
 	mp := c.mapFor(op)
 	for i, a := range op.Args {
-		c.want(a, Scalar, fmt.Sprintf("operand %d", i))
+		c.want(a, Scalar, operandName(i))
 	}
 	if mp == nil {
 		return

@@ -147,3 +147,26 @@ func (o Operand) String() string {
 
 // IsBinary reports whether k is one of the two-operand arithmetic ops.
 func (k Kind) IsBinary() bool { return k >= OpAdd && k <= OpArsh }
+
+// isBareName reports whether s prints as a bare name rather than a quoted
+// string: it matches [A-Za-z_][A-Za-z0-9_.-]*, does not read as a value
+// (v3…) and is not a keyword of the grammar. It is written out by hand
+// because the printer asks it for every name it prints.
+func isBareName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	if len(s) >= 2 && s[0] == 'v' && s[1] >= '0' && s[1] <= '9' {
+		return false
+	}
+	return !keywords[s]
+}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -258,12 +257,6 @@ func formatTerm(t *Term) string {
 	return t.Kind.String()
 }
 
-// identRE is what prints as a bare name; anything else is quoted.
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-]*$`)
-
-// valueLikeRE matches names the lexer would read as a value (v3…).
-var valueLikeRE = regexp.MustCompile(`^v[0-9]`)
-
 // keywords are the words the grammar matches literally. Names equal to one
 // are quoted so that a label called "ret" cannot be read as a terminator.
 var keywords = func() map[string]bool {
@@ -291,7 +284,7 @@ var keywords = func() map[string]bool {
 // quoteName returns s as a bare identifier when that reads back unchanged,
 // else as a Go string literal.
 func quoteName(s string) string {
-	if identRE.MatchString(s) && !valueLikeRE.MatchString(s) && !keywords[s] {
+	if isBareName(s) {
 		return s
 	}
 	return strconv.Quote(s)

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/ebpfc/ebpfc/compiler/model"
@@ -51,6 +52,7 @@ type identity struct {
 	name      string
 	class     class
 	namespace string            // endpoint identities
+	setKey    string            // endpoint identities: labelSetKey of namespace and labels
 	labels    map[string]string // endpoint identities
 	nsLabels  map[string]string // labels of the namespace, for namespaceSelector
 	prefix    netip.Prefix      // CIDR identities
@@ -63,7 +65,8 @@ type identities struct {
 	all        []*identity // sorted by id
 	byEndpoint map[*model.Endpoint]*identity
 	byID       map[uint32]*identity
-	prefixes   []*identity // CIDR identities, by prefix
+	bySet      map[string]*identity // endpoint identities by labelSetKey
+	prefixes   []*identity          // CIDR identities, by prefix
 	apiServer  []netip.Addr
 }
 
@@ -97,7 +100,7 @@ func allocateIdentities(cfg *model.Config) *identities {
 			if nl == nil {
 				nl = map[string]string{"kubernetes.io/metadata.name": ep.Namespace}
 			}
-			id = &identity{class: classEndpoint, namespace: ep.Namespace, labels: ep.Labels, nsLabels: nl, name: "endpoint:" + key}
+			id = &identity{class: classEndpoint, namespace: ep.Namespace, setKey: key, labels: ep.Labels, nsLabels: nl, name: "endpoint:" + key}
 			bySet[key] = id
 			sets = append(sets, key)
 		}
@@ -161,6 +164,7 @@ func allocateIdentities(cfg *model.Config) *identities {
 	for _, id := range ids.all {
 		ids.byID[id.id] = id
 	}
+	ids.bySet = bySet
 	return ids
 }
 
@@ -240,7 +244,16 @@ func (ids *identities) cidrIdentities(c *model.CIDRPeer) []uint32 {
 			out = append(out, IdentityWorldIPv6)
 		}
 	}
-	for _, id := range ids.prefixes {
+	// ids.prefixes is sorted by address first, so the prefixes inside cidr
+	// are a run starting at the first one whose address is not below
+	// cidr's.
+	first := sort.Search(len(ids.prefixes), func(i int) bool {
+		return ids.prefixes[i].prefix.Addr().Compare(cidr.Addr()) >= 0
+	})
+	for _, id := range ids.prefixes[first:] {
+		if !cidr.Contains(id.prefix.Addr()) {
+			break
+		}
 		if id.class != classWorld || !within(id.prefix, cidr) {
 			continue
 		}
@@ -280,6 +293,18 @@ func ipcacheKey(p netip.Prefix) []uint64 {
 // address spaces, each CIDR prefix, the API servers, the nodes (host for
 // node's own addresses, remote-node for the others) and every endpoint.
 func (ids *identities) ipcacheEntries(cfg *model.Config, node *model.Node) []Entry {
+	byPrefix := ids.ipcachePrefixes(cfg, node)
+	entries := make([]Entry, 0, len(byPrefix))
+	for p, id := range byPrefix {
+		entries = append(entries, Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id)}})
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
+	return entries
+}
+
+// ipcachePrefixes returns the identity of each prefix in the ipcache of
+// node (see ipcacheEntries).
+func (ids *identities) ipcachePrefixes(cfg *model.Config, node *model.Node) map[netip.Prefix]uint32 {
 	// Later additions win: an endpoint's or a node's address has its
 	// identity even when a policy names it as a CIDR.
 	byPrefix := make(map[netip.Prefix]uint32)
@@ -306,12 +331,7 @@ func (ids *identities) ipcacheEntries(cfg *model.Config, node *model.Node) []Ent
 			add(netip.PrefixFrom(a, a.BitLen()), ids.byEndpoint[ep].id)
 		}
 	}
-	entries := make([]Entry, 0, len(byPrefix))
-	for p, id := range byPrefix {
-		entries = append(entries, Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id)}})
-	}
-	slices.SortFunc(entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
-	return entries
+	return byPrefix
 }
 
 // addr4 returns an IPv4 address as a number in network order (the first

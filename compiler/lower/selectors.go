@@ -1,6 +1,7 @@
 package lower
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,14 +15,32 @@ import (
 // index from label to identities so that a matchLabels selector looks only
 // at identities carrying one of its labels.
 type selectorCache struct {
-	ids      *identities
-	results  map[string][]uint32
+	ids     *identities
+	results map[string][]uint32
+	// scoped holds the selector and scope of each endpointPeers result,
+	// so that a new identity can be added to the results it belongs to.
+	scoped map[string]scopedSelector
+	// rules holds the peers of each rule of each policy (rulePeers). A
+	// change to the identities clears it.
+	rules    map[policyRule][]uint32
 	byLabel  map[string][]*identity // "key=value" → endpoint identities
 	endpoint []*identity            // every endpoint identity
 }
 
+// policyRule is a rule of a policy: the namespace a rule's selectors are
+// confined to comes from its policy.
+type scopedSelector struct {
+	sel   *model.Selector
+	scope string
+}
+
+type policyRule struct {
+	p *model.Policy
+	r *model.Rule
+}
+
 func newSelectorCache(ids *identities) *selectorCache {
-	c := &selectorCache{ids: ids, results: make(map[string][]uint32), byLabel: make(map[string][]*identity)}
+	c := &selectorCache{ids: ids, results: make(map[string][]uint32), scoped: make(map[string]scopedSelector), rules: make(map[policyRule][]uint32), byLabel: make(map[string][]*identity)}
 	for _, id := range ids.all {
 		if id.class != classEndpoint {
 			continue
@@ -86,7 +105,35 @@ func (c *selectorCache) endpointPeers(p *model.Policy, s *model.Selector) []uint
 	}
 	slices.Sort(r)
 	c.results[key] = r
+	c.scoped[key] = scopedSelector{s, scope}
 	return r
+}
+
+// addEndpointIdentity adds a new endpoint identity to the index and to
+// every cached result that selects it, as if the cache had been built
+// with it: the cluster entity and the endpoint selectors that match it.
+func (c *selectorCache) addEndpointIdentity(id *identity) {
+	insert := func(list []*identity) []*identity {
+		i, _ := slices.BinarySearchFunc(list, id.id, func(x *identity, n uint32) int { return cmp.Compare(x.id, n) })
+		return slices.Insert(list, i, id)
+	}
+	c.endpoint = insert(c.endpoint)
+	for k, v := range id.labels {
+		c.byLabel[k+"="+v] = insert(c.byLabel[k+"="+v])
+	}
+	add := func(key string) {
+		r := c.results[key]
+		i, _ := slices.BinarySearch(r, id.id)
+		c.results[key] = slices.Insert(slices.Clip(r), i, id.id)
+	}
+	for key, ss := range c.scoped {
+		if matchesIdentity(ss.sel, ss.scope, id) {
+			add(key)
+		}
+	}
+	if _, ok := c.results["entity\x00"+string(model.EntityCluster)]; ok {
+		add("entity\x00" + string(model.EntityCluster))
+	}
 }
 
 // entityPeers returns the identities an entity stands for, sorted.

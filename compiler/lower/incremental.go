@@ -1,0 +1,461 @@
+package lower
+
+import (
+	"cmp"
+	"errors"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ebpfc/ebpfc/compiler/model"
+)
+
+// Incremental keeps what lowering computed for one node's map contents —
+// identities, resolved selectors, and the ipcache and policy map entries —
+// so that adding an endpoint yields only the map entries that change,
+// without lowering the node again.
+//
+// It covers map contents only. When the added endpoint runs on the node,
+// the node's programs change too (the endpoint gets its own, and program
+// array slots and default-deny cookies are numbered in endpoint order), and
+// Delta.ProgramsChanged says so; those still come from a full compile.
+type Incremental struct {
+	l *lowering
+	// ipcache is the identity of every ipcache prefix.
+	ipcache map[netip.Prefix]uint32
+	// policy holds the entries of every policy map, by map name, and
+	// policyMap the map name of each endpoint that has one.
+	policy    map[string][]Entry
+	policyMap map[*model.Endpoint]string
+	// addrs counts the endpoints that have each address.
+	addrs map[netip.Addr]int
+	// base is the identifier of each local endpoint, the stem of its map
+	// and program names.
+	base map[*model.Endpoint]string
+}
+
+// ErrNeedsFullCompile is returned by Incremental.AddEndpoint when the change
+// cannot be applied incrementally — an identity number would move, the
+// endpoint's address is already taken, or its names would shift other
+// endpoints' names. The caller then compiles the node again.
+var ErrNeedsFullCompile = errors.New("the change needs a full compile")
+
+// Delta is what changes in a node's map contents.
+type Delta struct {
+	Maps []MapDelta // sorted by map name; only maps with changes
+	// ProgramsChanged is set when the node's programs change as well.
+	ProgramsChanged bool
+}
+
+// MapDelta is what changes in one map. Created is set when the map is new
+// (its entries are all in Added).
+type MapDelta struct {
+	Map     string
+	Created bool
+	Added   []Entry // sorted by key
+	Updated []Entry // the new values, sorted by key
+	Deleted []Entry // the old entries, sorted by key
+}
+
+// Ops is the number of map operations that apply d.
+func (d *Delta) Ops() int {
+	n := 0
+	for _, m := range d.Maps {
+		n += len(m.Added) + len(m.Updated) + len(m.Deleted)
+	}
+	return n
+}
+
+// NewIncremental computes the map contents of node as Node does, and keeps
+// what AddEndpoint needs. cfg must have passed Supported, and it must not be
+// modified afterwards except through AddEndpoint.
+func NewIncremental(cfg *model.Config, node *model.Node) (*Incremental, error) {
+	l := &lowering{cfg: cfg, node: node}
+	for _, ep := range cfg.Endpoints {
+		if ep.Node == node.Name {
+			l.endpoints = append(l.endpoints, ep)
+		}
+	}
+	l.ids = allocateIdentities(cfg)
+	l.sel = newSelectorCache(l.ids)
+	l.cookieOf, l.cookies = ruleCookies(cfg)
+	l.selectPolicies()
+	inc := &Incremental{
+		l:         l,
+		ipcache:   l.ids.ipcachePrefixes(cfg, node),
+		policy:    make(map[string][]Entry),
+		policyMap: make(map[*model.Endpoint]string),
+		addrs:     make(map[netip.Addr]int),
+		base:      make(map[*model.Endpoint]string),
+	}
+	for _, ep := range cfg.Endpoints {
+		for _, a := range ep.Addresses {
+			inc.addrs[a]++
+		}
+	}
+	// Names as build gives them: every local endpoint's identifier, in
+	// endpoint order, before any other name.
+	for _, ep := range l.endpoints {
+		inc.base[ep] = l.identifier(ep.Namespace + "_" + ep.Name)
+	}
+	for _, ep := range l.endpoints {
+		if err := inc.lowerEndpoint(ep); err != nil {
+			return nil, err
+		}
+	}
+	return inc, nil
+}
+
+// Contents returns the map contents as Node's Result has them (ipcache and
+// policy maps; sorted by map name, entries by key).
+func (inc *Incremental) Contents() []MapContents {
+	var out []MapContents
+	for name, entries := range inc.policy {
+		out = append(out, MapContents{Map: name, Entries: entries})
+	}
+	out = append(out, MapContents{Map: ipcacheMap, Entries: inc.ipcacheEntries()})
+	slices.SortFunc(out, func(a, b MapContents) int { return strings.Compare(a.Map, b.Map) })
+	return out
+}
+
+func (inc *Incremental) ipcacheEntries() []Entry {
+	entries := make([]Entry, 0, len(inc.ipcache))
+	for p, id := range inc.ipcache {
+		entries = append(entries, Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id)}})
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
+	return entries
+}
+
+// policyEntries computes the policy map entries of local endpoint ep, and
+// whether it needs a policy map at all (it is enforced in some direction),
+// as build does.
+func (inc *Incremental) policyEntries(ep *model.Endpoint) ([]Entry, bool, error) {
+	l := inc.l
+	var entries []Entry
+	enforced := false
+	for _, dir := range []direction{ingress, egress} {
+		p := l.computePolicy(ep, dir)
+		enforced = enforced || p.enforced
+		entries = append(entries, p.entries...)
+	}
+	if enforced && len(entries) > int(l.mapSize("policy", defaultPolicySize)) {
+		return nil, false, ErrNeedsFullCompile // Node reports the error
+	}
+	return entries, enforced, nil
+}
+
+func (inc *Incremental) lowerEndpoint(ep *model.Endpoint) error {
+	entries, enforced, err := inc.policyEntries(ep)
+	if err != nil {
+		return err
+	}
+	if enforced {
+		name := "pol_" + inc.base[ep]
+		inc.policy[name] = entries
+		inc.policyMap[ep] = name
+	}
+	return nil
+}
+
+// AddEndpoint records that cfg, the configuration the Incremental was made
+// from with endpoint ep added, is now current, and returns the changes to
+// the node's map contents: the ipcache entries of ep's addresses, a policy
+// map for ep when it runs on the node, and the policy entries of the
+// node's endpoints whose rules select ep's identity when that identity is
+// new. The result equals the difference between Node's contents for the
+// two configurations. On ErrNeedsFullCompile nothing has changed.
+func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Delta, error) {
+	l := inc.l
+	for _, a := range ep.Addresses {
+		if inc.addrs[a] > 0 {
+			return nil, ErrNeedsFullCompile // which endpoint wins depends on order
+		}
+	}
+	local := ep.Node == l.node.Name
+	base := ""
+	if local {
+		base = sanitizeIdentifier(ep.Namespace + "_" + ep.Name)
+		if inc.nameTaken(base) {
+			return nil, ErrNeedsFullCompile
+		}
+	}
+	key := labelSetKey(ep.Namespace, ep.Labels)
+	id := l.ids.bySet[key]
+	newID := id == nil
+	if newID {
+		n, ok := inc.freeSlot(key)
+		if !ok {
+			return nil, ErrNeedsFullCompile
+		}
+		id = inc.addIdentity(cfg, ep, key, n)
+	}
+
+	// From here on the change is applied.
+	l.cfg = cfg
+	id.endpoints = append(id.endpoints, ep)
+	slices.SortFunc(id.endpoints, func(a, b *model.Endpoint) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	l.ids.byEndpoint[ep] = id
+	for _, a := range ep.Addresses {
+		inc.addrs[a]++
+	}
+
+	d := &Delta{ProgramsChanged: local}
+	ipc := MapDelta{Map: ipcacheMap}
+	for _, a := range ep.Addresses {
+		p := netip.PrefixFrom(a, a.BitLen())
+		e := Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id.id)}}
+		if old, ok := inc.ipcache[p]; !ok {
+			ipc.Added = append(ipc.Added, e)
+		} else if old != id.id {
+			ipc.Updated = append(ipc.Updated, e)
+		}
+		inc.ipcache[p] = id.id
+	}
+	var deltas []MapDelta
+	if len(ipc.Added)+len(ipc.Updated) > 0 {
+		deltas = append(deltas, ipc)
+	}
+
+	// The node's endpoints whose entries may change: those selected by a
+	// policy with a rule whose peers now include the new identity, or
+	// with an egress rule on a named port (resolved on each peer
+	// endpoint, so a new endpoint of an existing identity counts).
+	var affected []*model.Endpoint
+	if newID || len(ep.NamedPorts) > 0 {
+		touched := inc.touchedPolicies(id, newID)
+		memo := make(map[*identity]bool)
+		for _, x := range l.endpoints {
+			subject := l.ids.byEndpoint[x]
+			hit, ok := memo[subject]
+			if !ok {
+				hit = slices.ContainsFunc(l.selecting[subject], func(p *model.Policy) bool { return touched[p] })
+				memo[subject] = hit
+			}
+			if hit {
+				affected = append(affected, x)
+			}
+		}
+		for pr := range l.sel.rules {
+			if touched[pr.p] {
+				delete(l.sel.rules, pr) // its peers may now include id
+			}
+		}
+	}
+	for _, x := range affected {
+		name, ok := inc.policyMap[x]
+		if !ok {
+			continue // open in both directions: no rule can select anything
+		}
+		entries, _, err := inc.policyEntries(x)
+		if err != nil {
+			return nil, err
+		}
+		if md := diffEntryLists(name, inc.policy[name], entries); md != nil {
+			deltas = append(deltas, *md)
+		}
+		inc.policy[name] = entries
+	}
+	if local {
+		l.endpoints = append(l.endpoints, ep)
+		inc.base[ep] = l.identifier(ep.Namespace + "_" + ep.Name)
+		if _, ok := l.selecting[id]; !ok {
+			l.selecting[id] = inc.selectingPolicies(id)
+		}
+		if err := inc.lowerEndpoint(ep); err != nil {
+			return nil, err
+		}
+		if name, ok := inc.policyMap[ep]; ok {
+			deltas = append(deltas, MapDelta{Map: name, Created: true, Added: inc.policy[name]})
+		}
+	}
+	slices.SortFunc(deltas, func(a, b MapDelta) int { return strings.Compare(a.Map, b.Map) })
+	d.Maps = deltas
+	return d, nil
+}
+
+// touchedPolicies returns the policies whose entries may change when
+// endpoint identity id gains an endpoint (newID: id itself is new): those
+// with a rule that may name id, and those with an egress rule on a named
+// port, which is resolved on each peer endpoint.
+func (inc *Incremental) touchedPolicies(id *identity, newID bool) map[*model.Policy]bool {
+	touched := make(map[*model.Policy]bool)
+	namesID := func(p *model.Policy, rules []*model.Rule) bool {
+		for _, r := range rules {
+			if newID && ruleMayNameIdentity(p, r, id) {
+				return true
+			}
+		}
+		return false
+	}
+	namedPort := func(rules []*model.Rule) bool {
+		for _, r := range rules {
+			for _, pr := range r.Ports {
+				if pr.Name != "" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, p := range inc.l.cfg.Policies {
+		if namesID(p, p.Ingress) || namesID(p, p.IngressDeny) || namesID(p, p.Egress) || namesID(p, p.EgressDeny) ||
+			namedPort(p.Egress) || namedPort(p.EgressDeny) {
+			touched[p] = true
+		}
+	}
+	return touched
+}
+
+// ruleMayNameIdentity reports whether rule r of policy p has a peer that
+// selects endpoint identity id: an endpoint selector that matches it, or
+// the cluster entity.
+func ruleMayNameIdentity(p *model.Policy, r *model.Rule, id *identity) bool {
+	for _, s := range r.Endpoints {
+		scope := ""
+		if !p.ClusterWide && s.Namespaces == nil {
+			scope = p.Namespace
+		}
+		if matchesIdentity(s, scope, id) {
+			return true
+		}
+	}
+	for _, e := range r.Entities {
+		if e.Entity == model.EntityCluster {
+			return true
+		}
+	}
+	return false
+}
+
+// selectingPolicies lists the policies that select id, in policy order (as
+// selectPolicies does).
+func (inc *Incremental) selectingPolicies(id *identity) []*model.Policy {
+	var ps []*model.Policy
+	for _, p := range inc.l.cfg.Policies {
+		if selectsIdentity(p, id) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// freeSlot returns the number allocateIdentities gives a new label set
+// with canonical key, or false when adding it would renumber an existing
+// identity. Label sets are numbered in order of (hash slot, key), each
+// taking the first free number from its slot; the new set skips the
+// numbers of the sets before it, and the result stands only if no later set
+// holds the number it lands on — then no later set's probing changes.
+func (inc *Incremental) freeSlot(key string) (uint32, bool) {
+	ids := inc.l.ids
+	slot := hashSlot(key)
+	before := func(x *identity) bool {
+		xs := hashSlot(x.setKey)
+		return xs < slot || xs == slot && x.setKey < key
+	}
+	n := slot
+	for {
+		x := ids.byID[n]
+		if x == nil {
+			return n, true
+		}
+		if x.class != classEndpoint || !before(x) {
+			return 0, false
+		}
+		n++
+		if n == IdentityCIDRBase {
+			n = IdentityEndpointBase
+		}
+	}
+}
+
+// addIdentity creates the endpoint identity of ep's label set with number
+// n and adds it to the identities and the selector cache.
+func (inc *Incremental) addIdentity(cfg *model.Config, ep *model.Endpoint, key string, n uint32) *identity {
+	l := inc.l
+	var nl map[string]string
+	for _, ns := range cfg.Namespaces {
+		if ns.Name == ep.Namespace {
+			nl = ns.Labels
+		}
+	}
+	if nl == nil {
+		nl = map[string]string{"kubernetes.io/metadata.name": ep.Namespace}
+	}
+	id := &identity{id: n, class: classEndpoint, namespace: ep.Namespace, setKey: key, labels: ep.Labels, nsLabels: nl, name: "endpoint:" + key}
+	ids := l.ids
+	ids.bySet[key] = id
+	ids.byID[n] = id
+	i, _ := slices.BinarySearchFunc(ids.all, n, func(x *identity, n uint32) int { return cmp.Compare(x.id, n) })
+	ids.all = slices.Insert(ids.all, i, id)
+	l.sel.addEndpointIdentity(id)
+	return id
+}
+
+// nameTaken reports whether a local endpoint whose identifier is base
+// could make build name any endpoint differently: base is already a name,
+// or is another name's form with a numeric suffix.
+func (inc *Incremental) nameTaken(base string) bool {
+	if inc.l.names[base] {
+		return true
+	}
+	if i := strings.LastIndexByte(base, '_'); i >= 0 {
+		if _, err := strconv.Atoi(base[i+1:]); err == nil && inc.l.names[base[:i]] {
+			return true
+		}
+	}
+	return false
+}
+
+// sanitizeIdentifier is identifier's mapping of s to a C identifier,
+// before it is made unique.
+func sanitizeIdentifier(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// diffEntryLists returns what turns before into after (both sorted by
+// key) in map name, or nil when they are equal.
+func diffEntryLists(name string, before, after []Entry) *MapDelta {
+	md := &MapDelta{Map: name}
+	i, j := 0, 0
+	for i < len(before) || j < len(after) {
+		var c int
+		switch {
+		case i == len(before):
+			c = 1
+		case j == len(after):
+			c = -1
+		default:
+			c = slices.Compare(before[i].Key, after[j].Key)
+		}
+		switch {
+		case c < 0:
+			md.Deleted = append(md.Deleted, before[i])
+			i++
+		case c > 0:
+			md.Added = append(md.Added, after[j])
+			j++
+		default:
+			if !slices.Equal(before[i].Value, after[j].Value) {
+				md.Updated = append(md.Updated, after[j])
+			}
+			i++
+			j++
+		}
+	}
+	if len(md.Added)+len(md.Updated)+len(md.Deleted) == 0 {
+		return nil
+	}
+	return md
+}

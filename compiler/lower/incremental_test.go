@@ -1,0 +1,216 @@
+package lower
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ebpfc/ebpfc/compiler/model"
+	"github.com/ebpfc/ebpfc/internal/benchcfg"
+)
+
+// namedPortConfig is a small cluster that exercises what AddEndpoint must
+// get right besides endpoint selectors: egress rules on named ports
+// (resolved on each peer endpoint), the cluster entity, namespace
+// selectors, NotIn expressions, and a CIDR rule whose /32 an endpoint's
+// address may take over in the ipcache.
+func namedPortConfig() *model.Config {
+	cfg := benchcfg.Node(6, 0)
+	cfg.Namespaces = append(cfg.Namespaces, &model.Namespace{Name: "other", Labels: map[string]string{"kubernetes.io/metadata.name": "other", "team": "blue"}})
+	cfg.Nodes = append(cfg.Nodes, &model.Node{Name: "node-b", Addresses: []netip.Addr{netip.MustParseAddr("192.168.0.2")}})
+	web := []model.NamedPort{{Name: "http", Port: 8080, Protocol: model.ProtoTCP}}
+	cfg.Endpoints = append(cfg.Endpoints,
+		&model.Endpoint{Namespace: "other", Name: "db", Node: "node-b", Addresses: []netip.Addr{netip.MustParseAddr("10.9.0.1")},
+			Labels: map[string]string{"app": "db"}, NamedPorts: web},
+		&model.Endpoint{Namespace: "other", Name: "api", Node: benchcfg.NodeName, Interface: "lxcapi", Addresses: []netip.Addr{netip.MustParseAddr("10.9.0.2")},
+			Labels: map[string]string{"app": "api"}, NamedPorts: web})
+	cfg.Policies = append(cfg.Policies,
+		&model.Policy{Namespace: "ns-000", Name: "egress-http",
+			EndpointSelector: &model.Selector{MatchLabels: map[string]string{"app": "app-0"}},
+			Egress: []*model.Rule{{
+				Endpoints: []*model.Selector{{Namespaces: &model.Selector{MatchLabels: map[string]string{"team": "blue"}}}},
+				HasPeers:  true,
+				Ports:     []*model.PortRule{{Name: "http"}},
+			}},
+		},
+		&model.Policy{Namespace: "ns-000", Name: "from-cluster",
+			EndpointSelector: &model.Selector{MatchLabels: map[string]string{"app": "app-1"}},
+			Ingress: []*model.Rule{{
+				Entities: []model.EntityPeer{{Entity: model.EntityCluster}},
+				HasPeers: true,
+				Ports:    []*model.PortRule{{Port: 443, Protocol: model.ProtoTCP}},
+			}},
+			IngressDeny: []*model.Rule{{
+				Endpoints: []*model.Selector{{MatchExpressions: []model.Expression{{Key: "app", Operator: model.OpNotIn, Values: []string{"app-0", "app-1", "app-2"}}}}},
+				HasPeers:  true,
+			}},
+		},
+		&model.Policy{Namespace: "other", Name: "api",
+			EndpointSelector: &model.Selector{MatchLabels: map[string]string{"app": "api"}},
+			Ingress: []*model.Rule{{
+				CIDRs:    []*model.CIDRPeer{{CIDR: netip.MustParsePrefix("10.9.0.7/32")}, {CIDR: netip.MustParsePrefix("11.0.0.0/8")}},
+				HasPeers: true,
+			}, {
+				Endpoints: []*model.Selector{{MatchLabels: map[string]string{"role": "client"}, Namespaces: &model.Selector{}}},
+				HasPeers:  true,
+			}},
+		})
+	benchcfg.Sort(cfg)
+	return cfg
+}
+
+func endpoint(ns, name, node, addr string, labels map[string]string, ports ...model.NamedPort) *model.Endpoint {
+	return &model.Endpoint{Namespace: ns, Name: name, Node: node, Interface: "lxc" + name,
+		Addresses: []netip.Addr{netip.MustParseAddr(addr)}, Labels: labels, NamedPorts: ports}
+}
+
+// TestAddEndpoint checks that Incremental starts from Node's contents and
+// that, for each added endpoint, its delta is exactly the difference
+// between Node's contents before and after: applying it gives the full
+// compile's contents, and every entry in it is a real change.
+func TestAddEndpoint(t *testing.T) {
+	http := model.NamedPort{Name: "http", Port: 9090, Protocol: model.ProtoTCP}
+	cases := []struct {
+		name string
+		cfg  func() *model.Config
+		add  []*model.Endpoint // added one after the other
+		full bool              // the first addition needs a full compile
+	}{
+		{name: "remote new identity selected by peers", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("ns-000", "x", "node-b", "10.7.0.1", map[string]string{"app": "app-1", "tier": "new"})}},
+		{name: "remote existing identity", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("ns-000", "pod-99999", "node-b", "10.7.0.1", map[string]string{"app": "app-0", "tier": "tier-0"})}},
+		{name: "local new identity", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("ns-000", "new", benchcfg.NodeName, "10.7.0.2", map[string]string{"app": "app-0", "tier": "x"})}},
+		{name: "local existing identity", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("ns-000", "new", benchcfg.NodeName, "10.7.0.2", map[string]string{"app": "app-1", "tier": "tier-1"})}},
+		{name: "named port on an existing identity", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("other", "db2", "node-b", "10.9.0.3", map[string]string{"app": "db"}, http)}},
+		{name: "address a CIDR rule names", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("other", "c", "node-b", "10.9.0.7", map[string]string{"role": "client"})}},
+		{name: "new namespace, NotIn deny", cfg: namedPortConfig,
+			add: []*model.Endpoint{endpoint("other", "z", "node-b", "10.9.0.9", map[string]string{"app": "zzz"})}},
+		{name: "several in a row", cfg: func() *model.Config { return benchcfg.Node(300, 60) },
+			add: []*model.Endpoint{
+				endpoint("ns-001", "a", benchcfg.NodeName, "10.8.0.1", map[string]string{"app": "app-3", "tier": "new"}),
+				endpoint("ns-001", "b", "node-b", "10.8.0.2", map[string]string{"app": "app-4", "tier": "new"}),
+				endpoint("ns-002", "c", benchcfg.NodeName, "10.8.0.3", map[string]string{"app": "app-4", "tier": "tier-2"}),
+			}},
+		{name: "address taken", cfg: namedPortConfig, full: true,
+			add: []*model.Endpoint{endpoint("other", "dup", "node-b", "10.9.0.1", map[string]string{"app": "db"})}},
+		{name: "name taken", cfg: namedPortConfig, full: true,
+			add: []*model.Endpoint{endpoint("ns.000", "pod-00000", benchcfg.NodeName, "10.7.0.9", map[string]string{"app": "q"})}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg()
+			inc, err := NewIncremental(cfg, cfg.Nodes[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := nodeContents(t, cfg)
+			if diff := cmp.Diff(before, inc.Contents()); diff != "" {
+				t.Fatalf("NewIncremental's contents differ from Node's (-Node +Incremental):\n%s", diff)
+			}
+			for i, ep := range c.add {
+				next := benchcfg.WithEndpoint(cfg, ep)
+				d, err := inc.AddEndpoint(next, ep)
+				if c.full && i == 0 {
+					if !errors.Is(err, ErrNeedsFullCompile) {
+						t.Fatalf("AddEndpoint(%s) = %v, want ErrNeedsFullCompile", ep.ID(), err)
+					}
+					if diff := cmp.Diff(before, inc.Contents()); diff != "" {
+						t.Fatalf("a refused change changed the contents:\n%s", diff)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("AddEndpoint(%s): %v", ep.ID(), err)
+				}
+				after := nodeContents(t, next)
+				checkDelta(t, before, after, d)
+				if diff := cmp.Diff(after, inc.Contents()); diff != "" {
+					t.Fatalf("after adding %s the contents differ from Node's (-Node +Incremental):\n%s", ep.ID(), diff)
+				}
+				if d.ProgramsChanged != (ep.Node == benchcfg.NodeName) {
+					t.Errorf("ProgramsChanged = %v for an endpoint on %s", d.ProgramsChanged, ep.Node)
+				}
+				t.Logf("added %s: %d map operations", ep.ID(), d.Ops())
+				cfg, before = next, after
+			}
+		})
+	}
+}
+
+func nodeContents(t *testing.T, cfg *model.Config) []MapContents {
+	t.Helper()
+	if errs := Supported(cfg); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	res, err := Node(cfg, cfg.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []MapContents
+	for _, c := range res.Contents {
+		if c.Map == ipcacheMap || len(c.Map) > 4 && c.Map[:4] == "pol_" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// checkDelta applies d to before and compares the result with after, and
+// checks that each entry of d is a real change.
+func checkDelta(t *testing.T, before, after []MapContents, d *Delta) {
+	t.Helper()
+	state := map[string]map[string][]uint64{}
+	for _, c := range before {
+		state[c.Map] = map[string][]uint64{}
+		for _, e := range c.Entries {
+			state[c.Map][fmt.Sprint(e.Key)] = e.Value
+		}
+	}
+	for _, md := range d.Maps {
+		m, exists := state[md.Map]
+		if md.Created == exists {
+			t.Errorf("map %s: created %v, but it exists before: %v", md.Map, md.Created, exists)
+		}
+		if m == nil {
+			m = map[string][]uint64{}
+			state[md.Map] = m
+		}
+		for _, e := range md.Added {
+			if _, ok := m[fmt.Sprint(e.Key)]; ok {
+				t.Errorf("map %s: added %v, which exists", md.Map, e.Key)
+			}
+			m[fmt.Sprint(e.Key)] = e.Value
+		}
+		for _, e := range md.Updated {
+			if old, ok := m[fmt.Sprint(e.Key)]; !ok || slices.Equal(old, e.Value) {
+				t.Errorf("map %s: updated %v to %v, which was %v (present %v)", md.Map, e.Key, e.Value, old, ok)
+			}
+			m[fmt.Sprint(e.Key)] = e.Value
+		}
+		for _, e := range md.Deleted {
+			if _, ok := m[fmt.Sprint(e.Key)]; !ok {
+				t.Errorf("map %s: deleted %v, which does not exist", md.Map, e.Key)
+			}
+			delete(m, fmt.Sprint(e.Key))
+		}
+	}
+	want := map[string]map[string][]uint64{}
+	for _, c := range after {
+		want[c.Map] = map[string][]uint64{}
+		for _, e := range c.Entries {
+			want[c.Map][fmt.Sprint(e.Key)] = e.Value
+		}
+	}
+	if diff := cmp.Diff(want, state); diff != "" {
+		t.Errorf("contents before with the delta applied differ from the full compile's (-full +applied):\n%s", diff)
+	}
+}
