@@ -80,6 +80,7 @@ fuzz:
 	$(GO) test ./compiler/load -run '^$$' -fuzz FuzzLoadKubernetes -fuzztime $(FUZZTIME)
 	$(GO) test ./compiler/reference -run '^$$' -fuzz FuzzPacket -fuzztime $(FUZZTIME)
 	$(GO) test ./compiler/explain -run '^$$' -fuzz FuzzParseFlow -fuzztime $(FUZZTIME)
+	EBPFC_DIFF_SEEDS=$${EBPFC_DIFF_SEEDS:-41-1040} $(GO) test ./compiler -run '^TestDifferential$$' -count=1 -timeout 60m
 
 clean:
 	rm -rf $(BIN) out

@@ -52,7 +52,7 @@ type identity struct {
 	name      string
 	class     class
 	namespace string            // endpoint identities
-	setKey    string            // endpoint identities: labelSetKey of namespace and labels
+	setKey    string            // endpoint identities: identityKey: namespace, labels, named ports
 	labels    map[string]string // endpoint identities
 	nsLabels  map[string]string // labels of the namespace, for namespaceSelector
 	prefix    netip.Prefix      // CIDR identities
@@ -93,7 +93,7 @@ func allocateIdentities(cfg *model.Config) *identities {
 	bySet := make(map[string]*identity)
 	var sets []string
 	for _, ep := range cfg.Endpoints {
-		key := labelSetKey(ep.Namespace, ep.Labels)
+		key := identityKey(ep)
 		id := bySet[key]
 		if id == nil {
 			nl := nsLabels[ep.Namespace]
@@ -184,6 +184,26 @@ func labelSetKey(ns string, labels map[string]string) string {
 		b.WriteString(labels[k])
 	}
 	return b.String()
+}
+
+// identityKey is the canonical string of what gives an endpoint its
+// identity: its namespace and labels and, when it names ports, those names.
+// Endpoints that share labels but resolve a port name differently get
+// different identities, so that an egress rule naming a port, whose policy
+// key holds the destination's identity, allows exactly the port each
+// destination endpoint gives that name (Kubernetes resolves named ports per
+// destination pod).
+func identityKey(ep *model.Endpoint) string {
+	key := labelSetKey(ep.Namespace, ep.Labels)
+	if len(ep.NamedPorts) == 0 {
+		return key
+	}
+	ports := make([]string, 0, len(ep.NamedPorts))
+	for _, np := range ep.NamedPorts {
+		ports = append(ports, fmt.Sprintf("%s/%s=%d", np.Name, np.Protocol, np.Port))
+	}
+	slices.Sort(ports)
+	return key + "|ports:" + strings.Join(slices.Compact(ports), ",")
 }
 
 // hashSlot is the preferred identity of a label set.

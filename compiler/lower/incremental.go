@@ -181,7 +181,7 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 			return nil, ErrNeedsFullCompile
 		}
 	}
-	key := labelSetKey(ep.Namespace, ep.Labels)
+	key := identityKey(ep)
 	id := l.ids.bySet[key]
 	newID := id == nil
 	if newID {
