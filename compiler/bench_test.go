@@ -174,8 +174,8 @@ func TestBenchConfig(t *testing.T) {
 		t.Fatalf("compiled %d and %d nodes, want 1", len(direct), len(viaCUE))
 	}
 	a, b := direct[0].Manifest.Programs, viaCUE[0].Manifest.Programs
-	if len(a) != 4*len(cfg.Endpoints) {
-		t.Errorf("%d programs, want %d (entry and IPv4 programs in both directions: egress is open but tracks connections)", len(a), 4*len(cfg.Endpoints))
+	if len(a) != 6*len(cfg.Endpoints) {
+		t.Errorf("%d programs, want %d (entry, IPv4 and IPv6 programs in both directions: egress is open but tracks connections)", len(a), 6*len(cfg.Endpoints))
 	}
 	if len(a) != len(b) {
 		t.Fatalf("%d programs from the model, %d from CUE", len(a), len(b))

@@ -31,12 +31,12 @@ import (
 // are tracked by an open program) and client (no policy at all).
 const ctCluster = `package ebpfc
 
-cluster: {name: "test", podCIDRs: ["10.0.0.0/16"], serviceCIDRs: ["10.96.0.0/12"]}
+cluster: {name: "test", podCIDRs: ["10.0.0.0/16", "fd00::/64"], serviceCIDRs: ["10.96.0.0/12"]}
 nodes: "node-a": {addresses: ["192.168.1.1"], devices: ["eth0"]}
 endpoints: default: {
-	web:    {node: "node-a", interface: "lxc-web", addresses: ["10.0.1.5"], labels: app: "web"}
-	client: {node: "node-a", interface: "lxc-client", addresses: ["10.0.1.6"], labels: app: "client"}
-	api:    {node: "node-a", interface: "lxc-api", addresses: ["10.0.1.7"], labels: app: "api"}
+	web:    {node: "node-a", interface: "lxc-web", addresses: ["10.0.1.5", "fd00::5"], labels: app: "web"}
+	client: {node: "node-a", interface: "lxc-client", addresses: ["10.0.1.6", "fd00::6"], labels: app: "client"}
+	api:    {node: "node-a", interface: "lxc-api", addresses: ["10.0.1.7", "fd00::7"], labels: app: "api"}
 }
 settings: conntrackTimeouts: {tcp: 3600, tcpSyn: 30, tcpFin: 5, udp: 20}
 policies: default: {
@@ -49,7 +49,7 @@ policies: default: {
 			fromEndpoints: [{matchLabels: app: "api"}]
 			toPorts: [{ports: [{port: 8080, protocol: "TCP"}]}]
 		}]
-		egress: [{toCIDR: ["203.0.113.0/24"]}]
+		egress: [{toCIDR: ["203.0.113.0/24", "2001:db8:1::/48"]}]
 	}
 	api: {
 		endpointSelector: matchLabels: app: "api"
@@ -147,8 +147,9 @@ func (n *ctNode) conntrack() map[string]ctEntry {
 	var k, v []byte
 	it := n.coll.Maps["conntrack"].Iterate()
 	for it.Next(&k, &v) {
-		s := net.IP(k[12:16]).String() + ":" + itoa(binary.BigEndian.Uint16(k[32:34])) + ">" +
-			net.IP(k[28:32]).String() + ":" + itoa(binary.BigEndian.Uint16(k[34:36])) + "/" + itoa(uint16(k[36])) + "/" + [2]string{"ingress", "egress"}[k[37]]
+		// net.IP prints an IPv4-mapped address in dotted form.
+		s := net.JoinHostPort(net.IP(k[0:16]).String(), itoa(binary.BigEndian.Uint16(k[32:34]))) + ">" +
+			net.JoinHostPort(net.IP(k[16:32]).String(), itoa(binary.BigEndian.Uint16(k[34:36]))) + "/" + itoa(uint16(k[36])) + "/" + [2]string{"ingress", "egress"}[k[37]]
 		exp := binary.LittleEndian.Uint64(v[0:8])
 		out[s] = ctEntry{left: time.Duration(int64(exp) - now.Nano()), cookie: binary.LittleEndian.Uint32(v[8:12]), flags: binary.LittleEndian.Uint32(v[12:16])}
 	}
@@ -183,18 +184,43 @@ func icmpError(t *testing.T, src, dst string, quoted []byte) []byte {
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)}, gopacket.Payload(inner[:ihl+8]))
 }
 
+// icmp6Error builds an ICMPv6 destination-unreachable (port unreachable)
+// from src to dst quoting the IPv6 packet quoted (its header and 8 bytes).
+func icmp6Error(t *testing.T, src, dst string, quoted []byte) []byte {
+	t.Helper()
+	return ipFrame(t, src, dst, layers.IPProtocolICMPv6,
+		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(1, 4)}, gopacket.Payload(append([]byte{0, 0, 0, 0}, quoted[14:14+40+8]...)))
+}
+
+// icmp6Echo builds an ICMPv6 echo request (128) or reply (129) with
+// identifier id.
+func icmp6Echo(t *testing.T, src, dst string, typ uint8, id uint16) []byte {
+	t.Helper()
+	return ipFrame(t, src, dst, layers.IPProtocolICMPv6,
+		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, 0)}, &layers.ICMPv6Echo{Identifier: id, SeqNumber: 1})
+}
+
+// ipFrame builds an Ethernet frame with an IPv4 or IPv6 header (by the
+// addresses' family) in front of l.
 func ipFrame(t *testing.T, src, dst string, proto layers.IPProtocol, l ...gopacket.SerializableLayer) []byte {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: net.ParseIP(src).To4(), DstIP: net.ParseIP(dst).To4()}
-	if tcp, ok := l[0].(*layers.TCP); ok {
-		tcp.SetNetworkLayerForChecksum(ip)
+	var ip gopacket.NetworkLayer
+	if s := net.ParseIP(src); s.To4() != nil {
+		ip = &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: s.To4(), DstIP: net.ParseIP(dst).To4()}
+	} else {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		ip = &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: s, DstIP: net.ParseIP(dst)}
 	}
-	if udp, ok := l[0].(*layers.UDP); ok {
-		udp.SetNetworkLayerForChecksum(ip)
+	if c, ok := l[0].(interface {
+		SetNetworkLayerForChecksum(gopacket.NetworkLayer) error
+	}); ok {
+		if err := c.SetNetworkLayerForChecksum(ip); err != nil {
+			t.Fatal(err)
+		}
 	}
 	buf := gopacket.NewSerializeBuffer()
-	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, append([]gopacket.SerializableLayer{eth, ip}, l...)...); err != nil {
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, append([]gopacket.SerializableLayer{eth, ip.(gopacket.SerializableLayer)}, l...)...); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -306,4 +332,60 @@ func TestConntrackKernel(t *testing.T) {
 	step("UDP established after the change", "to_default_web", udpFrame(t, client, web, 5353, 53), false)
 	// Replies still pass: the entry is there.
 	step("UDP reply after the change", "from_default_web", udpFrame(t, web, client, 53, 5353), true)
+}
+
+// TestConntrackKernelIPv6 is the IPv6 side of TestConntrackKernel: the same
+// programs track IPv6 connections, let replies and related ICMPv6 errors
+// through, match ICMPv6 echo replies by their identifier, and report IPv6
+// addresses in events.
+func TestConntrackKernelIPv6(t *testing.T) {
+	n := loadCTNode(t)
+	const web, client = "fd00::5", "fd00::6"
+	step := func(what, prog string, frame []byte, wantPass bool) []runtime.Event {
+		t.Helper()
+		ok, evs := n.run(prog, frame)
+		if ok != wantPass {
+			t.Errorf("%s: %s passed=%v, want %v (events %+v)", what, prog, ok, wantPass, evs)
+		}
+		return evs
+	}
+
+	syn := tcpFrame(t, client, web, 40000, 80, "S")
+	evs := step("client SYN", "to_default_web", syn, true)
+	if len(evs) != 1 || evs[0].Verdict != "allowed" || evs[0].Source != "[fd00::6]:40000" || evs[0].Destination != "[fd00::5]:80" ||
+		evs[0].Endpoint != "default/web" || evs[0].Protocol != "tcp" {
+		t.Errorf("client SYN: events %+v, want one allowed verdict with the IPv6 addresses", evs)
+	}
+	key := "[fd00::6]:40000>[fd00::5]:80/6/ingress"
+	if e, ok := n.conntrack()[key]; !ok || e.cookie == 0 {
+		t.Fatalf("conntrack after SYN: %v, want %s with the rule's cookie", n.conntrack(), key)
+	}
+	step("web SYN-ACK", "from_default_web", tcpFrame(t, web, client, 80, 40000, "SA"), true)
+	if e := n.conntrack()[key]; e.flags&1 == 0 {
+		t.Errorf("after the reply: %+v, want the seen-reply flag", e)
+	}
+	// The same ports over IPv4 are another connection: not a reply.
+	step("IPv4 look-alike reply", "from_default_web", tcpFrame(t, "10.0.1.5", "10.0.1.6", 80, 40000, "SA"), false)
+
+	// ICMPv6 errors about the connection are related; others are judged.
+	step("related ICMPv6", "from_default_web", icmp6Error(t, web, client, syn), true)
+	evs = step("unrelated ICMPv6", "from_default_web", icmp6Error(t, web, client, tcpFrame(t, client, web, 40999, 80, "S")), false)
+	if len(evs) != 2 || evs[0].Verdict != "denied" || evs[1].Reason != "policy denied" {
+		t.Errorf("unrelated ICMPv6: events %+v, want a denied verdict and a policy drop", evs)
+	}
+
+	// Echo: web pings a prefix its egress allows; the reply with the same
+	// identifier gets in, one with another identifier does not.
+	step("web echo request", "from_default_web", icmp6Echo(t, web, "2001:db8:1::1", 128, 77), true)
+	if _, ok := n.conntrack()["[fd00::5]:77>[2001:db8:1::1]:77/58/egress"]; !ok {
+		t.Errorf("echo request not tracked: %v", n.conntrack())
+	}
+	step("echo reply", "to_default_web", icmp6Echo(t, "2001:db8:1::1", web, 129, 77), true)
+	step("echo reply, other id", "to_default_web", icmp6Echo(t, "2001:db8:1::1", web, 129, 78), false)
+	step("echo request to a denied prefix", "from_default_web", icmp6Echo(t, web, "2001:db8:2::1", 128, 79), false)
+
+	// UDP both ways.
+	step("client DNS", "to_default_web", udpFrame(t, client, web, 5353, 53), true)
+	step("web DNS answer", "from_default_web", udpFrame(t, web, client, 53, 5353), true)
+	step("web unsolicited UDP", "from_default_web", udpFrame(t, web, client, 53, 5354), false)
 }

@@ -61,7 +61,7 @@ func TestControlSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Node != "node-a" || st.Generation != 1 || !st.Healthy || len(st.Programs) != 6 {
+	if st.Node != "node-a" || st.Generation != 1 || !st.Healthy || len(st.Programs) != 8 {
 		t.Errorf("status: node %s generation %d healthy %v, %d programs", st.Node, st.Generation, st.Healthy, len(st.Programs))
 	}
 

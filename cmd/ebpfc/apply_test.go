@@ -51,7 +51,7 @@ func TestApplyAndStatus(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"generation 1 applied from " + dir, "programs loaded (4)", "waiting for their device (2)", "map pol_default_web", "(created)"} {
+	for _, want := range []string{"generation 1 applied from " + dir, "programs loaded (6)", "waiting for their device (2)", "map pol_default_web", "(created)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out)
 		}

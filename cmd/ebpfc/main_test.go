@@ -125,11 +125,9 @@ func TestBadConfigs(t *testing.T) {
 		{"bad enforcement", "bad.cue", `settings: enforcement: "sometimes"`, `"sometimes"`, "sometimes"},
 		{"syntax error", "bad.cue", `policies: default: p: {endpointSelector: {}`, ``, "expected"},
 		{"service unsupported", "bad.cue", `services: default: s: {type: "ClusterIP", clusterIPs: ["10.96.0.9"], ports: [{port: 80, protocol: "TCP", targetPort: 80}]}`, `s: {type`, "services are not supported yet"},
-		{"ICMPv6 unsupported", "bad.cue", `policies: default: p: {endpointSelector: {}, egress: [{icmps: [{fields: [{family: "IPv6", type: 128}]}]}]}`, ``, "ICMPv6"},
-		{"host firewall unsupported", "bad.cue", `clusterPolicies: h: {nodeSelector: {}, ingress: [{fromEntities: ["world"]}]}`, `{}, ingress`, "nodeSelector"},
+		{"nodeSelector in a namespaced policy", "bad.cue", `policies: default: h: {nodeSelector: {}, ingress: [{fromEntities: ["world"]}]}`, `{}, ingress`, "nodeSelector is only allowed in clusterPolicies"},
 		{"bad entity", "bad.cue", `policies: default: p: {endpointSelector: {}, ingress: [{fromEntities: ["galaxy"]}]}`, `"galaxy"`, "galaxy"},
 		{"endpoint is api server", "bad.cue", `endpoints: default: api: {node: "node-a", interface: "lxc-api", addresses: ["10.0.1.6"]}, cluster: apiServer: ["10.0.1.6"]`, `api:`, "apiServer"},
-		{"IPv6 CIDR unsupported", "bad.cue", `policies: default: p: {endpointSelector: {}, ingress: [{fromCIDR: ["fd00::/8"]}]}`, `"fd00::/8"`, "IPv6"},
 		{"label wrong type", "bad.cue", `endpoints: default: api: {node: "node-a", interface: "lxc-api", addresses: ["10.0.1.6"], labels: app: 5}`, `5}`, "string"},
 		{"json bad address", "bad.json", `{"endpoints": [{"namespace": "default", "name": "x", "node": "node-a", "interface": "lxc-x", "addresses": ["bad"]}]}`, `"bad"`, "bad"},
 	}

@@ -28,7 +28,7 @@ func TestVerifyStatic(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("verify %s: exit %d\n%s%s", dir, code, stdout, stderr)
 		}
-		if !strings.Contains(stdout, "node node-a: 8 programs, passed ebpfc's static verifier") {
+		if !strings.Contains(stdout, "node node-a: 12 programs, passed ebpfc's static verifier") {
 			t.Errorf("verify %s: no summary for node-a:\n%s", dir, stdout)
 		}
 		// One line per program, with its length and an estimate.
@@ -138,8 +138,8 @@ func TestVerifyBoth(t *testing.T) {
 	t.Logf("\n%s", stdout)
 	row := regexp.MustCompile(`(?m)^  (\w+) +(\d+) +(\d+) +(\d+) +(\d+\.\d\d)  OK$`)
 	rows := row.FindAllStringSubmatch(stdout, -1)
-	if len(rows) != 8 {
-		t.Fatalf("want 8 program rows with both counts, got %d:\n%s", len(rows), stdout)
+	if len(rows) != 12 {
+		t.Fatalf("want 12 program rows with both counts, got %d:\n%s", len(rows), stdout)
 	}
 	for _, r := range rows {
 		if r[4] == "0" {

@@ -132,10 +132,10 @@ func TestExplain(t *testing.T) {
 		},
 		verdict: "pass",
 	}, {
-		name: "IPv6 is dropped until IPv6 policy is lowered",
+		name: "IPv6 is judged by the same policy",
 		flow: "icmpv6 fd00::9 -> default/web",
 		stages: []stageWant{
-			{"node-a", "ingress policy of default/web", "to_default_web", "drop", "", "IPv6 not supported yet"},
+			{"node-a", "ingress policy of default/web", "to_default_web", "drop", "default-deny of default/web ingress at testdata/twonodes/policies.cue:4:2", "policy denied"},
 		},
 		verdict: "drop",
 	}}

@@ -63,14 +63,22 @@ const (
 	tcpRST = 0x04
 )
 
-// fragKey identifies an IPv4 datagram whose fragments are in flight, as
-// RFC 791 does: addresses, protocol and IP ID.
+// fragKey identifies a datagram whose fragments are in flight, as RFC 791
+// and RFC 8200 do: addresses (IPv4 ones mapped into IPv6), protocol and
+// identification (IPv4's 16 bits as a 16-bit load gives them, IPv6's 32).
 var fragKey = ir.Struct{Name: "frag_key", Fields: []ir.Field{
-	{Name: "saddr", Size: 4, BigEndian: true},
-	{Name: "daddr", Size: 4, BigEndian: true},
-	{Name: "id", Size: 2, BigEndian: true},
+	{Name: "saddr0", Size: 4, BigEndian: true},
+	{Name: "saddr1", Size: 4, BigEndian: true},
+	{Name: "saddr2", Size: 4, BigEndian: true},
+	{Name: "saddr3", Size: 4, BigEndian: true},
+	{Name: "daddr0", Size: 4, BigEndian: true},
+	{Name: "daddr1", Size: 4, BigEndian: true},
+	{Name: "daddr2", Size: 4, BigEndian: true},
+	{Name: "daddr3", Size: 4, BigEndian: true},
+	{Name: "id", Size: 4},
 	{Name: "protocol", Size: 1},
 	{Name: "pad", Size: 1},
+	{Name: "pad2", Size: 2},
 }}
 
 // fragValue remembers what the first fragment carried: its ports and the
@@ -177,11 +185,23 @@ const (
 type packetInfo struct {
 	endpoint     int64 // the endpoint's index in the manifest
 	dir          direction
+	family       int64 // 4 or 6; 0 when nothing is parsed
 	proto        ir.Operand
-	saddr, daddr ir.Operand // IPv4, as 32-bit loads give them
+	saddr, daddr addr
 	ports        ir.Operand // cb0's layout
 	identity     ir.Operand
 }
+
+// addr is an IPv6 address, or an IPv4 one mapped into IPv6, as four 32-bit
+// loads from the packet give its words.
+type addr [4]ir.Operand
+
+// mapped4 is the IPv4 address a (a 32-bit load) mapped into IPv6:
+// ::ffff:a.b.c.d.
+func mapped4(a ir.Operand) addr { return addr{ir.C(0), ir.C(0), ir.C(be32(0xffff)), a} }
+
+// noAddr is the all-zero address of a packet nothing is known about.
+var noAddr = addr{ir.C(0), ir.C(0), ir.C(0), ir.C(0)}
 
 // event emits, in b, a record of type typ on the events ring buffer.
 func (l *lowering) event(b *ir.BlockBuilder, pos source.Pos, typ int64, pi *packetInfo, verdict, reason, cookie ir.Operand) {
@@ -190,22 +210,12 @@ func (l *lowering) event(b *ir.BlockBuilder, pos source.Pos, typ int64, pi *pack
 		sport = ir.V(b.And(pos, pi.ports, ir.C(0xffff)))
 		dport = ir.V(b.Shr(pos, pi.ports, ir.C(16)))
 	}
-	family := int64(4)
-	if pi.saddr.IsConst && pi.saddr.Const == 0 && pi.daddr.IsConst && pi.daddr.Const == 0 {
-		family = 0 // nothing parsed
-	}
-	mapped := func(a ir.Operand) []ir.Operand {
-		if a.IsConst && a.Const == 0 {
-			return []ir.Operand{ir.C(0), ir.C(0), ir.C(0), ir.C(0)}
-		}
-		return []ir.Operand{ir.C(0), ir.C(0), ir.C(be32(0xffff)), a}
-	}
 	fields := []ir.Operand{
-		ir.C(typ), ir.C(int64(pi.dir)), verdict, pi.proto, ir.C(family), reason,
+		ir.C(typ), ir.C(int64(pi.dir)), verdict, pi.proto, ir.C(pi.family), reason,
 		sport, dport, ir.C(pi.endpoint), pi.identity, cookie,
 	}
-	fields = append(fields, mapped(pi.saddr)...)
-	fields = append(fields, mapped(pi.daddr)...)
+	fields = append(fields, pi.saddr[:]...)
+	fields = append(fields, pi.daddr[:]...)
 	b.RingbufOutput(pos, eventsMap, fields...)
 }
 
@@ -222,13 +232,9 @@ func (l *lowering) wantVerdictEvent(v int) bool {
 }
 
 // ctTuple is a connection's key operands in one orientation.
-func ctTuple(saddr, daddr, sport, dport, proto ir.Operand, dir direction) []ir.Operand {
-	m := ir.C(be32(0xffff))
-	return []ir.Operand{
-		ir.C(0), ir.C(0), m, saddr,
-		ir.C(0), ir.C(0), m, daddr,
-		sport, dport, proto, ir.C(int64(dir)), ir.C(0),
-	}
+func ctTuple(saddr, daddr addr, sport, dport, proto ir.Operand, dir direction) []ir.Operand {
+	key := append(saddr[:], daddr[:]...)
+	return append(key, sport, dport, proto, ir.C(int64(dir)), ir.C(0))
 }
 
 // refreshBlocks emits, from a block called label, the renewal of the
@@ -236,7 +242,7 @@ func ctTuple(saddr, daddr, sport, dport, proto ir.Operand, dir direction) []ir.O
 // tcpFlags seen at time now, then a jump to next. A reply also marks the
 // entry as having seen one. TCP entries live tcpSyn until a reply is seen,
 // then tcp; a FIN or RST in either direction cuts them to tcpFin for good.
-func (l *lowering) refreshBlocks(pb *ir.ProgramBuilder, label string, ent, proto, tcpFlags, now ir.Value, reply bool, next string, pos source.Pos) {
+func (l *lowering) refreshBlocks(pb *ir.ProgramBuilder, label string, ent, proto, tcpFlags, now ir.Value, icmpProto int64, reply bool, next string, pos source.Pos) {
 	b := pb.Block(label)
 	b.Branch(pos, ir.Eq, proto, ir.C(protoTCP), label+"_tcp", label+"_other")
 	t := pb.Block(label + "_tcp")
@@ -272,7 +278,7 @@ func (l *lowering) refreshBlocks(pb *ir.ProgramBuilder, label string, ent, proto
 	}
 	o.Branch(pos, ir.Eq, proto, ir.C(protoUDP), label+"_udp", label+"_other2")
 	o2 := pb.Block(label + "_other2")
-	o2.Branch(pos, ir.Eq, proto, ir.C(protoICMP), label+"_icmp", label+"_any")
+	o2.Branch(pos, ir.Eq, proto, ir.C(icmpProto), label+"_icmp", label+"_any")
 	set("udp", ir.V(oflags), "udp")
 	set("icmp", ir.V(oflags), "icmp")
 	set("any", ir.V(oflags), "any")
@@ -282,7 +288,7 @@ func (l *lowering) refreshBlocks(pb *ir.ProgramBuilder, label string, ent, proto
 // conntrack entry for a new connection allowed by cookie, then a jump to
 // next. A TCP connection starts with tcpSyn (tcpFin when its first packet
 // already closes it).
-func (l *lowering) createBlocks(pb *ir.ProgramBuilder, label string, key []ir.Operand, proto, tcpFlags, now ir.Value, cookie ir.Operand, next string, pos source.Pos) {
+func (l *lowering) createBlocks(pb *ir.ProgramBuilder, label string, key []ir.Operand, proto, tcpFlags, now ir.Value, icmpProto int64, cookie ir.Operand, next string, pos source.Pos) {
 	b := pb.Block(label)
 	b.Branch(pos, ir.Eq, proto, ir.C(protoTCP), label+"_tcp", label+"_other")
 	put := func(name string, timeout string, flags int64) {
@@ -300,7 +306,7 @@ func (l *lowering) createBlocks(pb *ir.ProgramBuilder, label string, key []ir.Op
 	o := pb.Block(label + "_other")
 	o.Branch(pos, ir.Eq, proto, ir.C(protoUDP), label+"_udp", label+"_other2")
 	o2 := pb.Block(label + "_other2")
-	o2.Branch(pos, ir.Eq, proto, ir.C(protoICMP), label+"_icmp", label+"_any")
+	o2.Branch(pos, ir.Eq, proto, ir.C(icmpProto), label+"_icmp", label+"_any")
 	put("udp", "udp", 0)
 	put("icmp", "icmp", 0)
 	put("any", "any", 0)
@@ -320,7 +326,7 @@ func (l *lowering) endpointIndex(ep *model.Endpoint) int64 {
 // noInfo is pi with nothing known about the packet, for drops before or
 // outside the parsing of its headers.
 func noInfo(pi *packetInfo) *packetInfo {
-	return &packetInfo{endpoint: pi.endpoint, dir: pi.dir, proto: ir.C(0), saddr: ir.C(0), daddr: ir.C(0), ports: ir.C(0), identity: ir.C(0)}
+	return &packetInfo{endpoint: pi.endpoint, dir: pi.dir, proto: ir.C(0), saddr: noAddr, daddr: noAddr, ports: ir.C(0), identity: ir.C(0)}
 }
 
 // other is the opposite direction.

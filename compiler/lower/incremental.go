@@ -33,6 +33,8 @@ type Incremental struct {
 	// base is the identifier of each local endpoint, the stem of its map
 	// and program names.
 	base map[*model.Endpoint]string
+	// hostMap is the host's policy map, when the host firewall has one.
+	hostMap string
 }
 
 // ErrNeedsFullCompile is returned by Incremental.AddEndpoint when the change
@@ -103,6 +105,9 @@ func NewIncremental(cfg *model.Config, node *model.Node) (*Incremental, error) {
 		if err := inc.lowerEndpoint(ep); err != nil {
 			return nil, err
 		}
+	}
+	if err := inc.lowerHost(); err != nil {
+		return nil, err
 	}
 	return inc, nil
 }
@@ -258,6 +263,11 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 			deltas = append(deltas, *md)
 		}
 		inc.policy[name] = entries
+	}
+	if newID || len(ep.NamedPorts) > 0 {
+		if err := inc.updateHost(&deltas); err != nil {
+			return nil, err
+		}
 	}
 	if local {
 		l.endpoints = append(l.endpoints, ep)

@@ -107,14 +107,6 @@ func Supported(cfg *model.Config) source.Errors {
 			errs.Add(ep.HostPorts[0].Pos, "hostPorts are not supported yet (endpoint %s)", ep.ID())
 		}
 	}
-	for _, p := range cfg.Policies {
-		if p.NodeSelector != nil {
-			errs.Add(p.NodeSelector.Pos, "nodeSelector policies (host firewall) are not supported yet (policy %s)", p.ID())
-		}
-		for _, r := range slices.Concat(p.Ingress, p.Egress, p.IngressDeny, p.EgressDeny) {
-			supportedRule(&errs, p, r)
-		}
-	}
 	errs.Sort()
 	return errs
 }
@@ -136,24 +128,6 @@ func supportedSettings(errs *source.Errors, s *model.Settings) {
 	}
 	if s.MapSizeRatio != 0 {
 		errs.Add(s.At("mapSizeRatio"), "settings.mapSizeRatio is not supported yet; size maps with settings.mapSizes.policy, .ipcache and .conntrack")
-	}
-}
-
-func supportedRule(errs *source.Errors, p *model.Policy, r *model.Rule) {
-	for _, c := range r.CIDRs {
-		if !c.CIDR.Addr().Is4() {
-			errs.Add(c.Pos, "IPv6 CIDR %s is not supported yet (policy %s)", c.CIDR, p.ID())
-		}
-		for _, ex := range c.Except {
-			if !ex.Addr().Is4() {
-				errs.Add(c.Pos, "IPv6 except %s is not supported yet (policy %s)", ex, p.ID())
-			}
-		}
-	}
-	for _, ic := range r.ICMPs {
-		if ic.Family == "IPv6" {
-			errs.Add(ic.Pos, "ICMPv6 rules are not supported yet (policy %s)", p.ID())
-		}
 	}
 }
 
@@ -185,6 +159,7 @@ type lowering struct {
 	sel       *selectorCache
 	selecting map[*identity][]*model.Policy // policies selecting each local identity
 	cookieOf  map[*model.Rule]uint32
+	host      *model.Endpoint // the host's subject when it has programs (host.go)
 
 	module   *ir.Module
 	progs    []*ir.Program
@@ -213,7 +188,7 @@ func (l *lowering) result() *Result {
 		Contents:    l.contents,
 		Identities:  l.ids.manifestIdentities(),
 		DropReasons: dropReasonNames[:],
-		Endpoints:   l.endpointRefs(),
+		Endpoints:   append(l.endpointRefs(), l.hostRefs()...),
 	}
 }
 

@@ -68,7 +68,7 @@ type Options struct {
 type Status string
 
 // The outcomes. A test is not run when it needs something the compiler
-// does not lower yet (services, IPv6); it is reported, never passed.
+// does not handle yet (services, IPv6 flows); it is reported, never passed.
 const (
 	Pass   Status = "pass"
 	Fail   Status = "fail"
@@ -290,7 +290,7 @@ func (r *runner) resolve(ref string) (peer, string) {
 	if a, err := netip.ParseAddr(ref); err == nil {
 		a = a.Unmap()
 		if !a.Is4() {
-			return peer{}, fmt.Sprintf("%s is an IPv6 address, and IPv6 policy is not supported yet", ref)
+			return peer{}, fmt.Sprintf("%s is an IPv6 address, and ebpfc test carries IPv4 flows only so far", ref)
 		}
 		return peer{addr: a, ep: r.byAddr[a]}, ""
 	}
@@ -304,7 +304,7 @@ func (r *runner) resolve(ref string) (peer, string) {
 			return peer{addr: a.Unmap(), ep: ep}, ""
 		}
 	}
-	return peer{}, fmt.Sprintf("endpoint %s has no IPv4 address, and IPv6 policy is not supported yet", ref)
+	return peer{}, fmt.Sprintf("endpoint %s has no IPv4 address, and ebpfc test carries IPv4 flows only so far", ref)
 }
 
 func (r *runner) test(t *model.Test, sport uint16) (Result, error) {
@@ -323,7 +323,7 @@ func (r *runner) test(t *model.Test, sport uint16) (Result, error) {
 	switch t.Protocol {
 	case model.ProtoTCP, model.ProtoUDP, model.ProtoSCTP, model.ProtoICMP:
 	case model.ProtoICMPv6:
-		return notRun("ICMPv6 needs IPv6 policy, which is not supported yet")
+		return notRun("ebpfc test carries IPv4 flows only so far, and ICMPv6 needs IPv6")
 	default:
 		return notRun(fmt.Sprintf("protocol %s is not supported", t.Protocol))
 	}

@@ -18,7 +18,8 @@ import (
 //     (KindExempt).
 //   - IPv4 options (the header length IHL) and IPv6 extension headers
 //     (hop-by-hop 0, routing 43, fragment 44, destination options 60, in any
-//     number and order) are skipped to reach the transport header.
+//     order, at most 8 of them, the transport header starting at most 1023
+//     bytes into the IPv6 packet) are skipped to reach the transport header.
 //   - Headers that are truncated or inconsistent are dropped at an enforced
 //     subject (KindMalformed) and pass at an open one. Checked: the Ethernet
 //     header is complete; IPv4 has version 4, IHL ≥ 5, the header inside the
@@ -45,7 +46,11 @@ func (e *Evaluator) Packet(ep *model.Endpoint, dir Direction, frame []byte) Verd
 	return e.packet(e.endpointSubject(ep), dir, frame)
 }
 
-// HostPacket is Packet for node's host (the host firewall).
+// HostPacket is Packet for node's host (the host firewall). A frame whose
+// IP header is sound but whose destination (ingress) or source (egress) is
+// not one of the node's addresses is not the host's: at an enforced host it
+// passes before any other check (KindNotHost), whatever its later headers
+// hold. Frames that are not IP, and neighbour discovery, stay exempt.
 func (e *Evaluator) HostPacket(node *model.Node, dir Direction, frame []byte) Verdict {
 	return e.packet(subject{node: node}, dir, frame)
 }
@@ -58,8 +63,9 @@ func (e *Evaluator) ForgetFragments() {
 }
 
 // ParseFrame returns the flow an Ethernet frame carries, as Packet reads it.
-// ok is false for frames that are not IP; err says what is malformed. A later
-// fragment's flow has no ports (they are in the fragment table).
+// ok is false for frames that are not IP; err says what is malformed (the
+// flow then still has its addresses when the IP header itself was sound). A
+// later fragment's flow has no ports (they are in the fragment table).
 func ParseFrame(frame []byte) (f Flow, ok bool, err error) {
 	p := parseFrame(frame)
 	if p.problem != "" {
@@ -87,6 +93,13 @@ func (e *Evaluator) packet(s subject, dir Direction, frame []byte) Verdict {
 	case statusNotIP, statusND:
 		base.Kind = KindExempt
 		return Verdict{Allowed: true, Enforced: e.isEnforced(s, dir), Decider: base}
+	}
+	// At a host, a packet whose IP header gives addresses that are not the
+	// host's passes before anything else about it is judged.
+	if p.addrs && !hostsPacket(s, dir, p.flow) && e.isEnforced(s, dir) {
+		return notHost(base)
+	}
+	switch p.status {
 	case statusMalformed:
 		return e.headerDrop(s, dir, base, KindMalformed)
 	case statusLaterFragment:
@@ -129,14 +142,26 @@ const (
 )
 
 type parsed struct {
-	status  packetStatus
-	flow    Flow
+	status packetStatus
+	flow   Flow
+	// addrs: the IP header is sound, so flow's addresses are known (also
+	// when a later header is malformed).
+	addrs   bool
 	frag    fragKey // for fragments
 	problem string  // for statusMalformed
 }
 
 func malformed(format string, args ...any) parsed {
 	return parsed{status: statusMalformed, problem: fmt.Sprintf(format, args...)}
+}
+
+// malformed reports a problem found after p's IP header was read: the
+// addresses stay known.
+func (p parsed) malformed(format string, args ...any) parsed {
+	m := malformed(format, args...)
+	m.flow = Flow{Src: p.flow.Src, Dst: p.flow.Dst, Protocol: p.flow.Protocol}
+	m.addrs = p.addrs
+	return m
 }
 
 func parseFrame(frame []byte) parsed {
@@ -175,7 +200,7 @@ func parseIPv4(b []byte) parsed {
 	if total < hlen || total > len(b) {
 		return malformed("IPv4 total length %d inconsistent (header %d, %d bytes present)", total, hlen, len(b))
 	}
-	p := parsed{flow: Flow{
+	p := parsed{addrs: true, flow: Flow{
 		Src:      netip.AddrFrom4([4]byte(b[12:16])),
 		Dst:      netip.AddrFrom4([4]byte(b[16:20])),
 		Protocol: b[9],
@@ -192,6 +217,14 @@ func parseIPv4(b []byte) parsed {
 	}
 	return transport(p, b[hlen:total])
 }
+
+// The limits of the IPv6 extension-header walk: more extension headers, or
+// a transport header (or a later fragment's payload) starting further into
+// the IPv6 packet, make the packet malformed.
+const (
+	maxIPv6ExtHeaders      = 8
+	maxIPv6TransportOffset = 1023
+)
 
 // IPv6 extension headers skipped to reach the transport header.
 const (
@@ -212,26 +245,35 @@ func parseIPv6(b []byte) parsed {
 	if 40+plen > len(b) {
 		return malformed("IPv6 payload length %d beyond the %d bytes present", plen, len(b)-40)
 	}
-	p := parsed{flow: Flow{
+	p := parsed{addrs: true, flow: Flow{
 		Src: netip.AddrFrom16([16]byte(b[8:24])),
 		Dst: netip.AddrFrom16([16]byte(b[24:40])),
 	}}
 	next, payload := b[6], b[40:40+plen]
-	for {
+	for hdrs := 0; ; hdrs++ {
+		switch next {
+		case ip6HopByHop, ip6Routing, ip6DestOpts, ip6Fragment:
+			if hdrs == maxIPv6ExtHeaders {
+				return malformed("more than %d IPv6 extension headers", maxIPv6ExtHeaders)
+			}
+			if off := 40 + plen - len(payload); off > maxIPv6TransportOffset {
+				return malformed("IPv6 extension header at offset %d, beyond %d", off, maxIPv6TransportOffset)
+			}
+		}
 		switch next {
 		case ip6HopByHop, ip6Routing, ip6DestOpts:
 			if len(payload) < 8 {
-				return malformed("IPv6 extension header %d truncated: %d bytes", next, len(payload))
+				return p.malformed("IPv6 extension header %d truncated: %d bytes", next, len(payload))
 			}
 			n := (int(payload[1]) + 1) * 8
 			if n > len(payload) {
-				return malformed("IPv6 extension header %d of %d bytes beyond the %d bytes present", next, n, len(payload))
+				return p.malformed("IPv6 extension header %d of %d bytes beyond the %d bytes present", next, n, len(payload))
 			}
 			next, payload = payload[0], payload[n:]
 			continue
 		case ip6Fragment:
 			if len(payload) < 8 {
-				return malformed("IPv6 fragment header truncated: %d bytes", len(payload))
+				return p.malformed("IPv6 fragment header truncated: %d bytes", len(payload))
 			}
 			fragField := binary.BigEndian.Uint16(payload[2:4])
 			offset, more := fragField>>3, fragField&1 != 0
@@ -251,6 +293,9 @@ func parseIPv6(b []byte) parsed {
 		break
 	}
 	p.flow.Protocol = next
+	if off := 40 + plen - len(payload); off > maxIPv6TransportOffset {
+		return malformed("IPv6 transport header at offset %d, beyond %d", off, maxIPv6TransportOffset)
+	}
 	return transport(p, payload)
 }
 
@@ -274,13 +319,13 @@ func minTransportHeader(proto uint8) int {
 // the IP payload b.
 func transport(p parsed, b []byte) parsed {
 	if need := minTransportHeader(p.flow.Protocol); len(b) < need {
-		return malformed("protocol %d header truncated: %d bytes, need %d", p.flow.Protocol, len(b), need)
+		return p.malformed("protocol %d header truncated: %d bytes, need %d", p.flow.Protocol, len(b), need)
 	}
 	switch p.flow.Protocol {
 	case protoTCP:
 		off := int(b[12]>>4) * 4
 		if off < 20 || off > len(b) {
-			return malformed("TCP data offset %d bytes inconsistent (%d bytes present)", off, len(b))
+			return p.malformed("TCP data offset %d bytes inconsistent (%d bytes present)", off, len(b))
 		}
 		fallthrough
 	case protoUDP, protoSCTP:

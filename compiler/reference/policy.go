@@ -100,11 +100,14 @@ func (e *Evaluator) selecting(s subject) []*model.Policy {
 	return out
 }
 
-// enforced reports whether a subject selected by pols is in default deny in
-// direction dir.
-func (e *Evaluator) enforced(pols []*model.Policy, dir Direction) bool {
+// enforced reports whether subject s, selected by pols, is in default deny
+// in direction dir. The host firewall is opt-in per node: a host that no
+// policy selects is open, also under enforcement "always".
+func (e *Evaluator) enforced(s subject, pols []*model.Policy, dir Direction) bool {
 	switch {
 	case e.enforceOff:
+		return false
+	case s.ep == nil && len(pols) == 0:
 		return false
 	case e.enforceAll:
 		return true
@@ -119,7 +122,37 @@ func (e *Evaluator) enforced(pols []*model.Policy, dir Direction) bool {
 
 // isEnforced reports whether subject s is in default deny in direction dir.
 func (e *Evaluator) isEnforced(s subject, dir Direction) bool {
-	return e.enforced(e.selecting(s), dir)
+	return e.enforced(s, e.selecting(s), dir)
+}
+
+// hostsPacket reports whether flow f, crossing subject s in direction dir,
+// is the subject's own traffic. For an endpoint every packet at its device
+// is. For a host, ingress packets must be addressed to one of the node's
+// addresses and egress packets sent from one: a packet routed through the
+// node's devices to or from an endpoint, or to another machine, is not the
+// host's, and the host firewall lets it pass unjudged (KindNotHost).
+func hostsPacket(s subject, dir Direction, f Flow) bool {
+	if s.ep != nil {
+		return true
+	}
+	a := f.Dst
+	if dir == Egress {
+		a = f.Src
+	}
+	a = norm(a)
+	for _, x := range s.node.Addresses {
+		if norm(x) == a {
+			return true
+		}
+	}
+	return false
+}
+
+// notHost is the verdict for a packet at an enforced host that is not the
+// host's own (see hostsPacket).
+func notHost(base Decider) Verdict {
+	base.Kind = KindNotHost
+	return Verdict{Allowed: true, Enforced: true, Decider: base}
 }
 
 func allowRules(p *model.Policy, dir Direction) []*model.Rule {
@@ -141,9 +174,12 @@ func denyRules(p *model.Policy, dir Direction) []*model.Rule {
 func (e *Evaluator) decide(s subject, dir Direction, f Flow) Verdict {
 	pols := e.selecting(s)
 	base := Decider{Subject: s.String(), Direction: dir, Rule: -1}
-	if !e.enforced(pols, dir) {
+	if !e.enforced(s, pols, dir) {
 		base.Kind = KindOpen
 		return Verdict{Allowed: true, Decider: base}
+	}
+	if !hostsPacket(s, dir, f) {
+		return notHost(base)
 	}
 	peerAddr := f.Src
 	if dir == Egress {

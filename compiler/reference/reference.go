@@ -64,6 +64,10 @@ const (
 	// KindExempt: the packet passes without a policy check: it is not IP,
 	// or it is ICMPv6 neighbour discovery.
 	KindExempt
+	// KindNotHost: at a host, the packet is not the host's own — not
+	// addressed to (ingress) or sent from (egress) one of the node's
+	// addresses — so the host firewall lets it pass unjudged.
+	KindNotHost
 )
 
 var kindNames = [...]string{
@@ -74,6 +78,7 @@ var kindNames = [...]string{
 	KindMalformed:   "malformed",
 	KindFragment:    "fragment",
 	KindExempt:      "exempt",
+	KindNotHost:     "not-host",
 }
 
 func (k Kind) String() string {
@@ -268,12 +273,15 @@ func (e *Evaluator) Egress(ep *model.Endpoint, f Flow) Verdict {
 }
 
 // HostIngress judges f arriving at node's host (the host firewall): the
-// subject is the node, selected by policies with a nodeSelector.
+// subject is the node, selected by policies with a nodeSelector. A node no
+// such policy selects is open. Only packets addressed to one of the node's
+// addresses are the host's; others pass (KindNotHost).
 func (e *Evaluator) HostIngress(node *model.Node, f Flow) Verdict {
 	return e.decide(subject{node: node}, Ingress, f)
 }
 
-// HostEgress judges f sent by node's host.
+// HostEgress judges f sent by node's host: packets sent from one of the
+// node's addresses (others pass, KindNotHost).
 func (e *Evaluator) HostEgress(node *model.Node, f Flow) Verdict {
 	return e.decide(subject{node: node}, Egress, f)
 }

@@ -598,7 +598,9 @@ func TestEnforcement(t *testing.T) {
 			out("tcp 10.0.1.1 > 1.1.1.1:80", "deny by default"),
 			{"db/cache", Ingress, "tcp 10.0.1.1 > 10.0.2.2:80", "deny by default"},
 			{"db/cache", Egress, "tcp 10.0.2.2 > 10.0.1.1:80", "deny by default"},
-			{"node:node-a", Ingress, "tcp 8.8.8.8 > 192.168.0.1:22", "deny by default"},
+			// The host firewall is opt-in per node: "always" does not
+			// enforce a host no nodeSelector selects.
+			{"node:node-a", Ingress, "tcp 8.8.8.8 > 192.168.0.1:22", "allow open"},
 		}},
 		{"never", p + `settings: enforcement: "never"`, []query{
 			in("tcp 8.8.8.8 > 10.0.1.1:80", "allow open"),

@@ -7,10 +7,13 @@
 //	from_default_web udp 10.0.1.5:5353 > 8.8.8.8:53 => drop
 //	to_default_web arp => pass
 //
-// Options before "=>": syn, trunc=N (cut the frame to N bytes), frag=N (IPv4
-// fragment offset in 8-byte units; the packet then carries no L4 header),
+// Options before "=>": syn, trunc=N (cut the frame to N bytes), frag=N
+// (fragment offset in 8-byte units; the packet then carries no L4 header),
 // mf (more fragments), opts=N (N 4-byte words of IPv4 options), ver=N (a
-// bogus IP version). After "=>": pass or drop, then optionally cookie=N (the
+// bogus IP version), ext=H.H... (IPv6 extension headers in order: hbh, rt,
+// dst, and big, a hop-by-hop header whose length runs past the packet). An
+// IPv6 packet with frag or mf gets a fragment header after its extension
+// headers. After "=>": pass or drop, then optionally cookie=N (the
 // rule cookie the verdict must be counted against) and reason=NAME (a drop
 // reason, spaces written as dashes).
 package packettest
@@ -39,6 +42,7 @@ type Case struct {
 	MF      bool
 	Opts    int
 	Ver     int
+	Ext     []string // IPv6 extension headers: hbh, rt, dst, big
 	// ICMP type and code; an echo request (8/0, or 128/0 for ICMPv6) unless
 	// set.
 	Type, Code int
@@ -79,6 +83,15 @@ func Parse(line string) (*Case, error) {
 	}
 	for _, o := range f {
 		k, v, _ := strings.Cut(o, "=")
+		if k == "ext" {
+			for _, h := range strings.Split(v, ".") {
+				if _, ok := extHeaders[h]; !ok {
+					return nil, fmt.Errorf("%q: unknown extension header %q (hbh, rt, dst, big)", line, h)
+				}
+				c.Ext = append(c.Ext, h)
+			}
+			continue
+		}
 		n, err := strconv.Atoi(v)
 		if v != "" && err != nil {
 			return nil, fmt.Errorf("%q: option %s: %v", line, o, err)
@@ -131,7 +144,7 @@ func addrPort(s string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap, nil
 	}
-	a, err := netip.ParseAddr(s)
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
 	}
@@ -178,7 +191,42 @@ func (c *Case) Build() ([]byte, error) {
 		eth.EthernetType = layers.EthernetTypeIPv6
 		ip := &layers.IPv6{Version: 6, HopLimit: 64, SrcIP: c.Src.Addr().AsSlice(), DstIP: c.Dst.Addr().AsSlice()}
 		ls = []gopacket.SerializableLayer{eth, ip}
-		ls = append(ls, c.l4(ip)...)
+		var l4 []gopacket.SerializableLayer
+		if c.Frag == 0 {
+			l4 = c.l4(ip)
+		}
+		// The transport protocol, then each extension header from the
+		// last, written with the next header of what follows it.
+		next := uint8(c.ipProto())
+		if c.Proto == "icmp" {
+			next = uint8(layers.IPProtocolICMPv6)
+		}
+		var ext []byte
+		if c.Frag != 0 || c.MF {
+			fw := c.Frag << 3
+			if c.MF {
+				fw |= 1
+			}
+			ext = append([]byte{next, 0, byte(fw >> 8), byte(fw), 0, 0, 0, 1}, ext...)
+			next = 44
+		}
+		for i := len(c.Ext) - 1; i >= 0; i-- {
+			h := c.Ext[i]
+			hdr := []byte{next, 0, 1, 4, 0, 0, 0, 0} // PadN fills the 8 bytes
+			switch h {
+			case "big":
+				hdr[1] = 255
+			case "rt":
+				hdr[2], hdr[3] = 0, 0 // routing type 0, no segments left
+			}
+			ext = append(hdr, ext...)
+			next = extHeaders[h]
+		}
+		ip.NextHeader = layers.IPProtocol(next)
+		if len(ext) > 0 {
+			ls = append(ls, gopacket.Payload(ext))
+		}
+		ls = append(ls, l4...)
 		ls = append(ls, payload)
 	} else {
 		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: c.Src.Addr().AsSlice(), DstIP: c.Dst.Addr().AsSlice(), FragOffset: c.Frag}
@@ -202,7 +250,7 @@ func (c *Case) Build() ([]byte, error) {
 		return nil, fmt.Errorf("%q: %w", c.Line, err)
 	}
 	b := buf.Bytes()
-	if c.Ver >= 0 && eth.EthernetType == layers.EthernetTypeIPv4 {
+	if c.Ver >= 0 && eth.EthernetType != layers.EthernetTypeARP {
 		b[14] = byte(c.Ver)<<4 | b[14]&0x0f
 	}
 	if c.Trunc > 0 && c.Trunc < len(b) {
@@ -210,6 +258,10 @@ func (c *Case) Build() ([]byte, error) {
 	}
 	return b, nil
 }
+
+// extHeaders are the IPv6 extension headers a case may carry, by name, with
+// their next-header numbers.
+var extHeaders = map[string]uint8{"hbh": 0, "rt": 43, "dst": 60, "big": 0}
 
 func (c *Case) ipProto() layers.IPProtocol {
 	switch c.Proto {
