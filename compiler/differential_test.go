@@ -391,16 +391,29 @@ func (kd *differentialDatapath) run(s randpolicy.Side, frame []byte) (randpolicy
 }
 
 // packetCounts reads the packet counters of a per-CPU stats map (a u64
-// packets and a u64 bytes per entry), summed over CPUs.
+// packets and a u64 bytes per entry), summed over CPUs. It reads the whole
+// array in one batch: rule_stats has an entry for every possible endpoint
+// index's default denies, tens of thousands.
 func packetCounts(m *ebpf.Map) ([]uint64, error) {
-	out := make([]uint64, m.MaxEntries())
-	var vals []struct{ Packets, Bytes uint64 }
-	for i := range out {
-		if err := m.Lookup(uint32(i), &vals); err != nil {
-			return nil, fmt.Errorf("%s[%d]: %w", m.String(), i, err)
-		}
-		for _, v := range vals {
-			out[i] += v.Packets
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	n := int(m.MaxEntries())
+	keys := make([]uint32, n)
+	vals := make([]struct{ Packets, Bytes uint64 }, n*ncpu)
+	var cursor ebpf.MapBatchCursor
+	got, err := m.BatchLookup(&cursor, keys, vals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("%s: %w", m.String(), err)
+	}
+	if got != n {
+		return nil, fmt.Errorf("%s: batch lookup read %d of %d entries", m.String(), got, n)
+	}
+	out := make([]uint64, n)
+	for i, k := range keys {
+		for c := range ncpu {
+			out[k] += vals[i*ncpu+c].Packets
 		}
 	}
 	return out, nil

@@ -72,16 +72,9 @@ func hostProgram(dir reference.Direction) string {
 // by index.
 func (k *hostKernel) counters(node, name string) []uint64 {
 	k.t.Helper()
-	m := k.colls[node].Maps[name]
-	out := make([]uint64, m.MaxEntries())
-	for i := range out {
-		var vals []struct{ Packets, Bytes uint64 }
-		if err := m.Lookup(uint32(i), &vals); err != nil {
-			k.t.Fatalf("%s[%d]: %v", name, i, err)
-		}
-		for _, v := range vals {
-			out[i] += v.Packets
-		}
+	out, err := packetCounts(k.colls[node].Maps[name])
+	if err != nil {
+		k.t.Fatal(err)
 	}
 	return out
 }

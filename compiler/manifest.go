@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ebpfc/ebpfc/backend"
@@ -64,12 +65,66 @@ type ManifestMap struct {
 	Flags      uint32         `json:"flags"`
 	Pin        string         `json:"pin"`
 	Entries    int            `json:"initialEntries"`
-	Slots      []string       `json:"slots,omitempty"`
+	Slots      SlotList       `json:"slots,omitempty"`
 	// Sync is true for maps whose whole contents the configuration decides
 	// (they appear in maps.json): a loader makes the kernel map equal to
 	// them. Other maps (counters, connection tracking, events) belong to
 	// the datapath and a loader never rewrites them.
 	Sync bool `json:"sync"`
+}
+
+// SlotList is a program array's slots: the program at each index, "" for
+// an empty slot. Program arrays are sparse (endpoint index × 4 + kind), so
+// its JSON form is an object of the filled slots, by index in increasing
+// order: {"17512": "to_default_web_ipv4"}. A JSON array (one name per
+// slot, as earlier manifests had it) reads too.
+type SlotList []string
+
+// MarshalJSON writes the filled slots as an object.
+func (sl SlotList) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, prog := range sl {
+		if prog == "" {
+			continue
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		name, err := json.Marshal(prog)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "%q:%s", strconv.Itoa(i), name)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// UnmarshalJSON reads the object MarshalJSON writes, or an array.
+func (sl *SlotList) UnmarshalJSON(data []byte) error {
+	var dense []string
+	if err := json.Unmarshal(data, &dense); err == nil {
+		*sl = dense
+		return nil
+	}
+	var sparse map[string]string
+	if err := json.Unmarshal(data, &sparse); err != nil {
+		return fmt.Errorf("slots: want an object of slot index to program: %w", err)
+	}
+	out := SlotList{}
+	for k, prog := range sparse {
+		i, err := strconv.Atoi(k)
+		if err != nil || i < 0 || i >= 1<<24 {
+			return fmt.Errorf("slots: bad slot index %q", k)
+		}
+		for len(out) <= i {
+			out = append(out, "")
+		}
+		out[i] = prog
+	}
+	*sl = out
+	return nil
 }
 
 // ManifestStruct is the layout of a key or value.

@@ -80,8 +80,15 @@ type astMap struct {
 	Value *astStruct `parser:"'value' @@"`
 	Max   string     `parser:"'max' @Int"`
 	Flags string     `parser:"( 'flags' @Int )?"`
-	Slots []string   `parser:"( 'slots' '[' ( @(Ident | String) ( ',' @(Ident | String) )* )? ']' )?"`
+	Slots []*astSlot `parser:"( 'slots' '[' ( @@ ( ',' @@ )* )? ']' )?"`
 	At    string     `parser:"@At"`
+}
+
+// astSlot is one program array slot: a program, optionally preceded by its
+// index ("5: prog"); without one it follows the slot before it.
+type astSlot struct {
+	Index string `parser:"( @Int ':' )?"`
+	Prog  string `parser:"@(Ident | String)"`
 }
 
 type astStruct struct {
@@ -320,7 +327,17 @@ func (c *converter) mapDecl(a *astMap) *Map {
 		m.Flags = c.uint32(a.Pos, a.Flags)
 	}
 	for _, s := range a.Slots {
-		m.Slots = append(m.Slots, c.name(a.Pos, s))
+		if s.Index != "" {
+			i := c.uint32(a.Pos, s.Index)
+			if uint64(i) < uint64(len(m.Slots)) || uint64(i) >= uint64(m.MaxEntries) {
+				c.errorf(a.Pos, "slot %d: slots must be in increasing order and below max %d", i, m.MaxEntries)
+				break
+			}
+			for uint64(len(m.Slots)) < uint64(i) {
+				m.Slots = append(m.Slots, "")
+			}
+		}
+		m.Slots = append(m.Slots, c.name(a.Pos, s.Prog))
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -17,7 +18,7 @@ import (
 //	const ep.web.ingress.enforced = 1
 //
 //	map ipcache lpm_trie key ipcache_key {prefixlen u32, addr u32} value ipcache_value {identity u32} max 16384 flags 1 @cluster.cue:3:1
-//	map progs prog_array key u32_key {index u32} value u32_value {prog u32} max 4 slots [ep_web_ingress, "", ep_web_egress] @-
+//	map progs prog_array key u32_key {index u32} value u32_value {prog u32} max 4 slots [0: ep_web_ingress, 2: ep_web_egress] @-
 //
 //	program ep_web_ingress sched_cls section "tc" @policies.cue:10:3
 //	entry:
@@ -31,7 +32,9 @@ import (
 //	…
 //
 // Every op and terminator ends with the position it came from, aligned in a
-// column per program; "@-" means none. A value's type follows its name
+// column per program; "@-" means none. A program array with empty slots
+// lists its filled slots with their indexes; one without lists them in
+// order. A value's type follows its name
 // unless it is a scalar. Names that are not plain identifiers, or that are
 // keywords, are quoted Go-style. Print then Parse then Print gives the same
 // bytes for every module whose enums are in range and whose ops have the
@@ -103,10 +106,18 @@ func formatMap(m *Map) string {
 		fmt.Fprintf(&b, " flags %d", m.Flags)
 	}
 	if len(m.Slots) > 0 {
+		// A sparse array lists its filled slots with their indexes.
+		sparse := slices.Contains(m.Slots, "")
 		b.WriteString(" slots [")
+		sep := ""
 		for i, s := range m.Slots {
-			if i > 0 {
-				b.WriteString(", ")
+			if sparse && s == "" {
+				continue
+			}
+			b.WriteString(sep)
+			sep = ", "
+			if sparse {
+				fmt.Fprintf(&b, "%d: ", i)
 			}
 			b.WriteString(quoteName(s))
 		}

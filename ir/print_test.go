@@ -122,3 +122,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A program array with empty slots prints its filled slots with their
+// indexes, and parses back to the same slots.
+func TestPrintSparseSlots(t *testing.T) {
+	pb := NewProgram("a", ProgSchedCLS, "tc", Pos{})
+	pb.Block("entry").Return(Pos{}, 0)
+	u32 := func(n string) Struct { return Struct{Name: n, Fields: []Field{{Name: "v", Size: 4}}} }
+	m := &Module{
+		Name:     "n",
+		Maps:     []*Map{{Name: "progs", Type: MapProgArray, Key: u32("k"), Value: u32("v"), MaxEntries: 8, Slots: []string{"", "a", "", "", "a"}}},
+		Programs: []*Program{pb.Program()},
+	}
+	text := m.String()
+	if !strings.Contains(text, "slots [1: a, 4: a]") {
+		t.Fatalf("sparse slots not listed by index:\n%s", text)
+	}
+	assertRoundTrip(t, text)
+	back, err := Parse("sparse.ir", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m.Maps[0].Slots, back.Maps[0].Slots); diff != "" {
+		t.Errorf("slots after a round trip (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"slots [4: a, 1: a]", "slots [8: a]"} {
+		if _, err := Parse("bad.ir", []byte(strings.Replace(text, "slots [1: a, 4: a]", bad, 1))); err == nil {
+			t.Errorf("%s parsed without an error", bad)
+		}
+	}
+}

@@ -48,11 +48,25 @@ type ApplyResult struct {
 	Source     string `json:"source"`
 	// Unchanged is true when the kernel already ran exactly this datapath.
 	Unchanged bool `json:"unchanged"`
-	// CompileTime is zero when artifacts were applied.
+	// Incremental is true when the daemon computed the change from the
+	// running configuration instead of compiling the node (docs/ebpfd.md,
+	// "The incremental path").
+	Incremental bool `json:"incremental,omitempty"`
+	// ConfigTime is the time to load and validate a configuration, and
+	// CompileTime the time to compile it (the node, or on the incremental
+	// path the new programs); both are zero when artifacts were applied.
+	// ComputeTime is, on the incremental path, the time to find what
+	// changed and compute the new map entries and programs' IR.
+	ConfigTime  time.Duration `json:"configTime,omitempty"`
+	ComputeTime time.Duration `json:"computeTime,omitempty"`
 	CompileTime time.Duration `json:"compileTime"`
-	LoadTime    time.Duration `json:"loadTime"`
-	SyncTime    time.Duration `json:"syncTime"`
-	TotalTime   time.Duration `json:"totalTime"`
+	// LoadTime is the time to load programs and create maps, SyncTime the
+	// time of the map, tail-call slot and attachment operations, and
+	// KernelTime (incremental path) both.
+	LoadTime   time.Duration `json:"loadTime"`
+	SyncTime   time.Duration `json:"syncTime"`
+	KernelTime time.Duration `json:"kernelTime,omitempty"`
+	TotalTime  time.Duration `json:"totalTime"`
 	// Loaded lists the programs loaded into the kernel by this apply (new
 	// or changed code, or using a recreated map); Replaced those among them
 	// that took over a running attachment or tail-call slot.

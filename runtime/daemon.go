@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ebpfc/ebpfc/compiler"
+	"github.com/ebpfc/ebpfc/compiler/load"
+	"github.com/ebpfc/ebpfc/compiler/lower"
+	"github.com/ebpfc/ebpfc/compiler/model"
 	"github.com/ebpfc/ebpfc/source"
 )
 
@@ -74,6 +78,11 @@ type Daemon struct {
 	slotTags    map[string]map[int]string
 	lastDesired map[string]entrySet
 	pending     map[string]pendingAttach
+	// inc is the configuration of the running datapath, for the
+	// incremental path (incremental.go); nil after artifacts or a failure.
+	// journal holds the incremental applies since the state was written.
+	inc     *incState
+	journal []stateDelta
 	// retired holds maps replaced by new ones until no attached program
 	// uses them (see reconcile).
 	retired    []*ebpf.Map
@@ -263,47 +272,67 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %d error(s) in the configuration:\n%s", e.Source, len(e.Errors), strings.Join(e.Errors, "\n"))
 }
 
-// resolve reads or compiles what path holds into the node's artifacts.
-func (d *Daemon) resolve(path string) (*Artifacts, time.Duration, error) {
+// resolve reads the artifacts path holds, or loads the configuration it
+// holds (cfg, and the time that took).
+func (d *Daemon) resolve(path string) (a *Artifacts, cfg *model.Config, loadTime time.Duration, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if !st.IsDir() {
-		return nil, 0, fmt.Errorf("%s is not a directory", path)
+		return nil, nil, 0, fmt.Errorf("%s is not a directory", path)
 	}
 	if exists(filepath.Join(path, compiler.ManifestFile)) {
 		a, err := ReadArtifacts(path)
-		return a, 0, err
+		return a, nil, 0, err
 	}
 	if exists(filepath.Join(path, d.opts.Node, compiler.ManifestFile)) {
 		a, err := ReadArtifacts(filepath.Join(path, d.opts.Node))
-		return a, 0, err
+		return a, nil, 0, err
 	}
 	if dirs, err := NodeDirs(path); err == nil {
 		var nodes []string
 		for _, dir := range dirs {
 			nodes = append(nodes, filepath.Base(dir))
 		}
-		return nil, 0, fmt.Errorf("%s holds artifacts for nodes %s but not for %s", path, strings.Join(nodes, ", "), d.opts.Node)
+		return nil, nil, 0, fmt.Errorf("%s holds artifacts for nodes %s but not for %s", path, strings.Join(nodes, ", "), d.opts.Node)
 	}
 	start := time.Now()
-	arts, err := compiler.CompileDir(path, compiler.Options{Node: d.opts.Node})
+	cfg, err = load.Load(path)
 	if err != nil {
-		if errs, ok := source.AsErrors(err); ok {
-			ce := &ConfigError{Source: path}
-			for _, e := range errs {
-				ce.Errors = append(ce.Errors, e.Error())
-			}
-			return nil, 0, ce
-		}
-		return nil, 0, fmt.Errorf("compiling %s: %w", path, err)
+		return nil, nil, 0, configError(path, err)
+	}
+	if errs := lower.Supported(cfg); len(errs) > 0 {
+		return nil, nil, 0, configError(path, errs)
+	}
+	return nil, cfg, time.Since(start), nil
+}
+
+// compileConfig compiles cfg, loaded from path, for the node.
+func (d *Daemon) compileConfig(path string, cfg *model.Config) (*Artifacts, time.Duration, error) {
+	start := time.Now()
+	arts, err := compiler.Compile(cfg, compiler.Options{Node: d.opts.Node})
+	if err != nil {
+		return nil, 0, configError(path, err)
 	}
 	if len(arts) != 1 {
 		return nil, 0, fmt.Errorf("compiling %s gave %d nodes, want 1", path, len(arts))
 	}
 	a, err := ParseArtifacts(path, arts[0].Files)
 	return a, time.Since(start), err
+}
+
+// configError words an error of loading or compiling the configuration at
+// path: a ConfigError with one file:line:col message per problem.
+func configError(path string, err error) error {
+	if errs, ok := source.AsErrors(err); ok {
+		ce := &ConfigError{Source: path}
+		for _, e := range errs {
+			ce.Errors = append(ce.Errors, e.Error())
+		}
+		return ce
+	}
+	return fmt.Errorf("compiling %s: %w", path, err)
 }
 
 func exists(path string) bool {
@@ -315,30 +344,71 @@ func exists(path string) bool {
 // nothing that runs changes, except where the returned error says the
 // apply failed half-way (a kernel operation failing after the load), which
 // the next apply repairs.
+//
+// A configuration that differs from the running one only by endpoints
+// added takes the incremental path (incremental.go): only the new entries
+// and programs are computed, compiled and loaded.
 func (d *Daemon) Apply(path string) (*ApplyResult, error) {
-	a, compileTime, err := d.resolve(path)
+	a, cfg, configTime, err := d.resolve(path)
 	if err != nil {
 		d.recordError(path, err)
 		return nil, err
 	}
-	return d.apply(a, path, compileTime)
+	if cfg == nil {
+		return d.apply(a, path, nil, 0, 0)
+	}
+	if res, done, err := d.tryIncremental(path, cfg, configTime); done {
+		return res, err
+	}
+	a, compileTime, err := d.compileConfig(path, cfg)
+	if err != nil {
+		d.recordError(path, err)
+		return nil, err
+	}
+	res, err := d.apply(a, path, cfg, configTime, compileTime)
+	// Compiling a large node takes gigabytes that are garbage now: give
+	// them back rather than keep them resident.
+	debug.FreeOSMemory()
+	return res, err
 }
 
 // ApplyArtifacts makes the kernel run a; source names it in logs and status.
 func (d *Daemon) ApplyArtifacts(a *Artifacts, source string) (*ApplyResult, error) {
-	return d.apply(a, source, 0)
+	return d.apply(a, source, nil, 0, 0)
 }
 
-func (d *Daemon) apply(a *Artifacts, source string, compileTime time.Duration) (*ApplyResult, error) {
+// tryIncremental applies cfg through the incremental path when it can;
+// done is false when the full path must apply it.
+func (d *Daemon) tryIncremental(path string, cfg *model.Config, configTime time.Duration) (*ApplyResult, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started {
+		return nil, true, errors.New("the daemon has not started")
+	}
+	res, ok, err := d.applyIncremental(path, cfg, configTime)
+	if !ok {
+		return nil, false, nil
+	}
+	d.applies++
+	if err != nil {
+		d.recordErrorLocked(path, err)
+		return res, true, err
+	}
+	d.applied(res)
+	return res, true, nil
+}
+
+func (d *Daemon) apply(a *Artifacts, source string, cfg *model.Config, configTime, compileTime time.Duration) (*ApplyResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.started {
 		return nil, errors.New("the daemon has not started")
 	}
+	d.inc = nil
 	res, err := d.reconcile(a, source)
 	if res != nil {
-		res.CompileTime = compileTime
-		res.TotalTime += compileTime
+		res.ConfigTime, res.CompileTime = configTime, compileTime
+		res.TotalTime += configTime + compileTime
 	}
 	d.applies++
 	if err != nil {
@@ -346,12 +416,22 @@ func (d *Daemon) apply(a *Artifacts, source string, compileTime time.Duration) (
 		return res, err
 	}
 	d.manifest = a.Manifest
+	d.events.update(a, d.maps[EventsMap])
+	if cfg != nil {
+		d.rememberConfig(source, cfg)
+	}
+	d.applied(res)
+	return res, nil
+}
+
+// applied records and logs a successful apply. It holds d.mu.
+func (d *Daemon) applied(res *ApplyResult) {
+	source := res.Source
 	d.lastApply = time.Now()
 	d.lastResult = res
 	d.lastErr = nil
-	d.events.update(a, d.maps[EventsMap])
-	attrs := []any{"source", source, "generation", res.Generation, "unchanged", res.Unchanged,
-		"compile", res.CompileTime, "load", res.LoadTime, "sync", res.SyncTime,
+	attrs := []any{"source", source, "generation", res.Generation, "unchanged", res.Unchanged, "incremental", res.Incremental,
+		"config", res.ConfigTime, "compute", res.ComputeTime, "compile", res.CompileTime, "load", res.LoadTime, "sync", res.SyncTime, "total", res.TotalTime,
 		"loaded", len(res.Loaded), "replaced", len(res.Replaced), "attached", len(res.Attached), "detached", len(res.Detached)}
 	if n := len(res.Pending); n > 0 {
 		attrs = append(attrs, "waiting", n, "firstWaiting", res.Pending[0])
@@ -362,7 +442,6 @@ func (d *Daemon) apply(a *Artifacts, source string, compileTime time.Duration) (
 			d.log.Info("map synced", "map", c.Name, "added", c.Added, "updated", c.Updated, "deleted", c.Deleted, "ops", c.Ops, "created", c.Created, "removed", c.Removed)
 		}
 	}
-	return res, nil
 }
 
 func (d *Daemon) recordError(source string, err error) {
@@ -376,6 +455,11 @@ func (d *Daemon) recordErrorLocked(source string, err error) {
 	d.failures++
 	ae := &ApplyError{Time: time.Now(), Source: source, Message: err.Error()}
 	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		// The kernel may have changed half-way: the next apply takes the
+		// full path, which reads the kernel back.
+		d.inc = nil
+	}
 	if errors.As(err, &ce) {
 		ae.Message = fmt.Sprintf("%d error(s) in the configuration %s; the running datapath is unchanged", len(ce.Errors), ce.Source)
 		ae.Errors = ce.Errors

@@ -143,7 +143,7 @@ func (d *Daemon) reconcile(a *Artifacts, source string) (res *ApplyResult, err e
 		}
 		reuse := cur != nil && ms.Compatible(cur) == nil
 		if reuse && ms.Type == ebpf.ProgramArray {
-			reuse = slices.Equal(d.state.Maps[name].Slots, manMaps[name].Slots)
+			reuse = slotsCompatible(d.state.Maps[name].Slots, manMaps[name].Slots)
 		}
 		if reuse {
 			repl[name] = cur
@@ -272,7 +272,7 @@ func (d *Daemon) reconcile(a *Artifacts, source string) (res *ApplyResult, err e
 	defer func() {
 		// Whatever happened from here on is in the kernel: record it.
 		st.Source = source
-		if serr := saveState(d.opts.PinDir, st); serr != nil {
+		if serr := d.saveState(st); serr != nil {
 			d.log.Error("saving state", "err", serr)
 			if err == nil {
 				err = serr
@@ -323,7 +323,9 @@ func (d *Daemon) reconcile(a *Artifacts, source string) (res *ApplyResult, err e
 			return res, fmt.Errorf("swapping %s into %s slot %d: %w", p.Name, arr, *p.TailCallSlot, err)
 		}
 		changes[arr].Ops++
-		res.Replaced = append(res.Replaced, p.Name)
+		if _, ok := d.state.Programs[p.Name]; ok {
+			res.Replaced = append(res.Replaced, p.Name)
+		}
 	}
 	for _, p := range man.Programs {
 		if _, ok := need[p.Name]; ok {
@@ -380,7 +382,9 @@ func (d *Daemon) reconcile(a *Artifacts, source string) (res *ApplyResult, err e
 		changes[name].Deleted = len(diffs[name].del)
 	}
 
-	// 8. Remove what is no longer wanted.
+	// 8. Remove what is no longer wanted: first the attachments, then the
+	// tail-call slots of kept program arrays that no program fills now
+	// (nothing attached calls them any more).
 	wanted := make(map[string]bool)
 	for _, rec := range want {
 		wanted[rec.key()] = true
@@ -398,6 +402,15 @@ func (d *Daemon) reconcile(a *Artifacts, source string) (res *ApplyResult, err e
 		res.Detached = append(res.Detached, rec.String())
 	}
 	st.Attachments = kept
+	for _, mm := range man.Maps {
+		if mm.Type != "prog_array" || fresh[mm.Name] {
+			continue
+		}
+		if err := d.clearSlots(mm.Name, st.Maps[mm.Name].Slots, mm.Slots, changes[mm.Name]); err != nil {
+			return res, err
+		}
+		st.Maps[mm.Name] = mapRecord{Type: mm.Type, Sync: mm.Sync, Slots: mm.Slots}
+	}
 	for name := range st.Programs {
 		if !slices.ContainsFunc(man.Programs, func(p compiler.ManifestProg) bool { return p.Name == name }) {
 			delete(st.Programs, name)
@@ -440,6 +453,46 @@ func (d *Daemon) reconcile(a *Artifacts, source string) (res *ApplyResult, err e
 	res.Generation = st.Generation
 	res.TotalTime = time.Since(start)
 	return res, nil
+}
+
+// saveState writes the whole state, which includes the journal of
+// incremental applies.
+func (d *Daemon) saveState(st *pinState) error {
+	if err := saveState(d.opts.PinDir, st); err != nil {
+		return err
+	}
+	d.journal = nil
+	return nil
+}
+
+// slotsCompatible reports whether a program array holding the slots old
+// can be kept for the slots new: no slot changes from one program to
+// another, so a program that runs now never tail-calls into another
+// endpoint's program. Slots that are filled or emptied are updated one by
+// one.
+func slotsCompatible(old, new []string) bool {
+	for i := range min(len(old), len(new)) {
+		if old[i] != "" && new[i] != "" && old[i] != new[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// clearSlots deletes, from the kept program array name, the slots that old
+// fills and new leaves empty.
+func (d *Daemon) clearSlots(name string, old, new []string, change *MapChange) error {
+	for i, prog := range old {
+		if prog == "" || i < len(new) && new[i] != "" {
+			continue
+		}
+		if err := d.maps[name].Delete(uint32(i)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("emptying %s slot %d (was %s): %w", name, i, prog, err)
+		}
+		change.Ops++
+		delete(d.slotTags[name], i)
+	}
+	return nil
 }
 
 // attachOne makes rec run prog: it replaces the program where rec is
@@ -513,7 +566,7 @@ func (d *Daemon) removeStrayPins(manMaps map[string]compiler.ManifestMap) {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if _, ok := manMaps[name]; ok || name == linksDir || name == stateName || name == stagingDir || name == pendingDir {
+		if _, ok := manMaps[name]; ok || name == linksDir || name == stateName || name == journalName || name == stagingDir || name == pendingDir {
 			continue
 		}
 		d.log.Info("removing stale pin", "pin", filepath.Join(d.opts.PinDir, name))
@@ -576,7 +629,10 @@ func (d *Daemon) adopt() error {
 			continue
 		}
 		tags := make(map[int]string)
-		for i := range mr.Slots {
+		for i, prog := range mr.Slots {
+			if prog == "" {
+				continue
+			}
 			var id uint32
 			if err := m.Lookup(uint32(i), &id); err != nil {
 				continue
@@ -624,7 +680,7 @@ func (d *Daemon) retryPending() {
 		d.log.Info("attached", "attachment", done.String(), "mode", done.Mode)
 	}
 	if changed {
-		if err := saveState(d.opts.PinDir, d.state); err != nil {
+		if err := d.saveState(d.state); err != nil {
 			d.log.Error("saving state", "err", err)
 		}
 	}

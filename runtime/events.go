@@ -113,13 +113,21 @@ func NewEventDecoder(m *compiler.Manifest, raw []byte) (*EventDecoder, error) {
 	for _, e := range extra.Endpoints {
 		d.endpoints[e.Index] = e
 	}
+	d.extend(m)
+	return d, nil
+}
+
+// extend adds the endpoints, identities and cookies m names.
+func (d *EventDecoder) extend(m *compiler.Manifest) {
+	for _, e := range m.Endpoints {
+		d.endpoints[e.Index] = e
+	}
 	for _, id := range m.Identities {
 		d.identities[id.ID] = id.Name
 	}
 	for _, c := range m.Cookies {
 		d.cookies[c.ID] = c
 	}
-	return d, nil
 }
 
 // findEventLayout looks for the event record layout: first as the value

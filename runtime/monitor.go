@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/ebpfc/ebpfc/compiler"
 )
 
 // subscriberBuffer is how many events a subscriber may fall behind before
@@ -88,6 +89,19 @@ func (h *eventHub) update(a *Artifacts, events *ebpf.Map) {
 	h.reader, h.mapID, h.done = rd, id, make(chan struct{})
 	h.state = "reading"
 	go h.read(rd, h.done)
+}
+
+// extend adds the names of an incremental change (endpoints, cookies,
+// identities) to the decoder of the running datapath.
+func (h *eventHub) extend(parts []*compiler.Manifest) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.decoder == nil {
+		return
+	}
+	for _, part := range parts {
+		h.decoder.extend(part)
+	}
 }
 
 func (h *eventHub) stopReaderLocked() {

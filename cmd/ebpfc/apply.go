@@ -83,8 +83,14 @@ func printApply(w io.Writer, res *runtime.ApplyResult) {
 		fmt.Fprintf(w, "generation %d: unchanged (%s)\n", res.Generation, res.Source)
 		return
 	}
-	fmt.Fprintf(w, "generation %d applied from %s\n", res.Generation, res.Source)
-	fmt.Fprintf(w, "  time: compile %v, load %v, sync %v, total %v\n", res.CompileTime.Round(time.Microsecond), res.LoadTime.Round(time.Microsecond), res.SyncTime.Round(time.Microsecond), res.TotalTime.Round(time.Microsecond))
+	us := func(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+	if res.Incremental {
+		fmt.Fprintf(w, "generation %d applied from %s (incremental)\n", res.Generation, res.Source)
+		fmt.Fprintf(w, "  time: config %v, compute %v, compile %v, kernel %v, total %v\n", us(res.ConfigTime), us(res.ComputeTime), us(res.CompileTime), us(res.KernelTime), us(res.TotalTime))
+	} else {
+		fmt.Fprintf(w, "generation %d applied from %s\n", res.Generation, res.Source)
+		fmt.Fprintf(w, "  time: config %v, compile %v, load %v, sync %v, total %v\n", us(res.ConfigTime), us(res.CompileTime), us(res.LoadTime), us(res.SyncTime), us(res.TotalTime))
+	}
 	list := func(what string, xs []string) {
 		if len(xs) > 0 {
 			fmt.Fprintf(w, "  %s (%d): %s\n", what, len(xs), strings.Join(xs, ", "))

@@ -78,7 +78,7 @@ func TestApplyAndStatus(t *testing.T) {
 		filepath.Join(bad, "policies.cue") + ":5:",
 		"to_default_web ",
 		"tc lxc-web egress (waiting for the device)",
-		"tail-call slot 0",
+		"tail-call slot 17512", // default/web's index (4378) × 4: ingress, IPv4
 		"pol_default_web",
 	} {
 		if !strings.Contains(out, want) {

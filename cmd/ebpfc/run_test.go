@@ -41,7 +41,7 @@ func TestRunPackets(t *testing.T) {
 	}
 	for _, want := range []string{
 		"to_default_web tcp 192.168.1.10:40000 > 10.0.1.5:80 syn\n  verdict: pass (TC_ACT_OK, r0 = 0)",
-		"  tail call: to_default_web -> progs[0] -> to_default_web_ipv4\n",
+		"  tail call: to_default_web -> progs[17512] -> to_default_web_ipv4\n",
 		"  lookup: to_default_web_ipv4 ipcache {prefixlen=",
 		"192.168.1.10} -> {identity=",
 		"  lookup: to_default_web_ipv4 pol_default_web {prefixlen=64 identity=0 egress=0 protocol=6 dport=80} -> miss\n",

@@ -312,15 +312,10 @@ func (l *lowering) createBlocks(pb *ir.ProgramBuilder, label string, key []ir.Op
 	put("any", "any", 0)
 }
 
-// endpointIndex numbers the node's endpoints for events: 1, 2, … in the
-// node's endpoint order. The manifest maps the numbers back.
+// endpointIndex is the index events carry for ep, stable as endpoints come
+// and go (slots.go). The manifest maps the numbers back.
 func (l *lowering) endpointIndex(ep *model.Endpoint) int64 {
-	for i, e := range l.endpoints {
-		if e == ep {
-			return int64(i + 1)
-		}
-	}
-	return 0
+	return int64(l.index[ep])
 }
 
 // noInfo is pi with nothing known about the packet, for drops before or

@@ -132,10 +132,11 @@ func (l *lowering) hostPrograms(tracking *bool) error {
 			pl.name, pl.tcDir = hostEgressProg, "egress"
 		}
 		pl.v4, pl.v6 = pl.name+"_ipv4", pl.name+"_ipv6"
-		pl.slot = int64(len(l.slots))
-		l.slots = append(l.slots, pl.v4, pl.v6)
+		pl.slot = hostTailCallSlot(dir, familyIPv4)
+		l.setSlot(pl.slot, pl.v4)
+		l.setSlot(hostTailCallSlot(dir, familyIPv6), pl.v6)
 		if pl.pol.enforced {
-			pl.defCookie = uint32(len(l.cookies) + 1)
+			pl.defCookie = l.hostDefaultDenyCookie(dir)
 			l.cookies = append(l.cookies, Cookie{
 				ID: pl.defCookie, Kind: "default-deny", Direction: dir.String(), Rule: -1,
 				Endpoint: hostID(l.node), Audit: pl.pol.audit, Pos: pl.pol.pos,
@@ -144,7 +145,7 @@ func (l *lowering) hostPrograms(tracking *bool) error {
 		for _, dev := range l.node.Devices {
 			l.attach = append(l.attach, Attachment{Program: pl.name, Hook: "tc", Device: dev, Direction: pl.tcDir})
 		}
-		l.progs = append(l.progs, l.entryProgram(pl.name, ep, dir, pl.pol.enforced, pl.slot, pl.slot+1, pl.v4, pl.v6))
+		l.progs = append(l.progs, l.entryProgram(pl.name, ep, dir, pl.pol.enforced, pl.slot, hostTailCallSlot(dir, familyIPv6), pl.v4, pl.v6))
 		plans = append(plans, pl)
 	}
 	for _, pl := range plans {

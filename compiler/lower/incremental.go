@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ebpfc/ebpfc/compiler/model"
+	"github.com/ebpfc/ebpfc/ir"
 )
 
 // Incremental keeps what lowering computed for one node's map contents —
@@ -16,10 +17,10 @@ import (
 // so that adding an endpoint yields only the map entries that change,
 // without lowering the node again.
 //
-// It covers map contents only. When the added endpoint runs on the node,
-// the node's programs change too (the endpoint gets its own, and program
-// array slots and default-deny cookies are numbered in endpoint order), and
-// Delta.ProgramsChanged says so; those still come from a full compile.
+// When the added endpoint runs on the node it also lowers the endpoint's
+// programs (Delta.Programs). Endpoint indexes, tail-call slots and
+// default-deny cookies depend on the endpoint alone (slots.go), so the
+// node's other programs do not change.
 type Incremental struct {
 	l *lowering
 	// ipcache is the identity of every ipcache prefix.
@@ -35,6 +36,8 @@ type Incremental struct {
 	base map[*model.Endpoint]string
 	// hostMap is the host's policy map, when the host firewall has one.
 	hostMap string
+	// byIndex is the local endpoint with each index.
+	byIndex map[uint32]*model.Endpoint
 }
 
 // ErrNeedsFullCompile is returned by Incremental.AddEndpoint when the change
@@ -43,11 +46,19 @@ type Incremental struct {
 // endpoints' names. The caller then compiles the node again.
 var ErrNeedsFullCompile = errors.New("the change needs a full compile")
 
-// Delta is what changes in a node's map contents.
+// Delta is what changes in a node's map contents and programs.
 type Delta struct {
 	Maps []MapDelta // sorted by map name; only maps with changes
-	// ProgramsChanged is set when the node's programs change as well.
+	// ProgramsChanged is set when the node gains programs: those of an
+	// endpoint added to the node, which Programs holds.
 	ProgramsChanged bool
+	// Programs is, for an endpoint added to the node, its lowering as
+	// Node's Result would have it, restricted to that endpoint: its
+	// programs, every map they use (with the program array's slots of its
+	// programs only), its attachments, its default-deny cookies and its
+	// endpoint reference. Contents is empty: the new endpoint's policy map
+	// is in Maps, Created. Identities lists every identity of the node.
+	Programs *Result
 }
 
 // MapDelta is what changes in one map. Created is set when the map is new
@@ -90,6 +101,13 @@ func NewIncremental(cfg *model.Config, node *model.Node) (*Incremental, error) {
 		policyMap: make(map[*model.Endpoint]string),
 		addrs:     make(map[netip.Addr]int),
 		base:      make(map[*model.Endpoint]string),
+		byIndex:   make(map[uint32]*model.Endpoint),
+	}
+	if err := l.numberEndpoints(); err != nil {
+		return nil, err
+	}
+	for ep, n := range l.index {
+		inc.byIndex[n] = ep
 	}
 	for _, ep := range cfg.Endpoints {
 		for _, a := range ep.Addresses {
@@ -180,9 +198,14 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 	}
 	local := ep.Node == l.node.Name
 	base := ""
+	var index uint32
 	if local {
 		base = sanitizeIdentifier(ep.Namespace + "_" + ep.Name)
 		if inc.nameTaken(base) {
+			return nil, ErrNeedsFullCompile
+		}
+		var ok bool
+		if index, ok = inc.freeIndex(ep.ID()); !ok {
 			return nil, ErrNeedsFullCompile
 		}
 	}
@@ -271,6 +294,8 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 	}
 	if local {
 		l.endpoints = append(l.endpoints, ep)
+		l.index[ep] = index
+		inc.byIndex[index] = ep
 		inc.base[ep] = l.identifier(ep.Namespace + "_" + ep.Name)
 		if _, ok := l.selecting[id]; !ok {
 			l.selecting[id] = inc.selectingPolicies(id)
@@ -281,10 +306,75 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 		if name, ok := inc.policyMap[ep]; ok {
 			deltas = append(deltas, MapDelta{Map: name, Created: true, Added: inc.policy[name]})
 		}
+		progs, err := inc.endpointPrograms(ep)
+		if err != nil {
+			return nil, err
+		}
+		d.Programs = progs
 	}
 	slices.SortFunc(deltas, func(a, b MapDelta) int { return strings.Compare(a.Map, b.Map) })
 	d.Maps = deltas
 	return d, nil
+}
+
+// endpointPrograms lowers the programs of local endpoint ep, already
+// numbered, as build does for the whole node.
+func (inc *Incremental) endpointPrograms(ep *model.Endpoint) (*Result, error) {
+	l := inc.l
+	sub := &lowering{
+		cfg: l.cfg, node: l.node, endpoints: []*model.Endpoint{ep},
+		ids: l.ids, sel: l.sel, selecting: l.selecting, cookieOf: l.cookieOf,
+		index: l.index, numRuleCookies: l.numRuleCookies, programsOnly: true,
+	}
+	if err := sub.build(); err != nil {
+		return nil, err
+	}
+	res := sub.result()
+	// build also lowers the node's own programs (the XDP prefilter), which
+	// do not change: keep ep's.
+	mine := make(map[string]bool)
+	var attach []Attachment
+	for _, a := range res.Attach {
+		if a.Endpoint == ep.ID() {
+			mine[a.Program] = true
+			attach = append(attach, a)
+		}
+	}
+	for _, m := range res.Module.Maps {
+		for _, prog := range m.Slots {
+			if prog != "" {
+				mine[prog] = true
+			}
+		}
+	}
+	res.Attach = attach
+	res.Module.Programs = slices.DeleteFunc(res.Module.Programs, func(p *ir.Program) bool { return !mine[p.Name] })
+	res.Contents = nil
+	return res, nil
+}
+
+// freeIndex returns the index endpointIndexes gives a new local endpoint
+// with ID id, or false when adding it would renumber another endpoint: as
+// freeSlot does for identities, the new endpoint skips the indexes of the
+// endpoints before it in (hash, ID) order and stands only if it lands on a
+// free index without passing one a later endpoint holds.
+func (inc *Incremental) freeIndex(id string) (uint32, bool) {
+	if len(inc.l.endpoints)+1 >= EndpointIndexes {
+		return 0, false
+	}
+	hash := endpointIndexHash(id)
+	n := hash
+	for {
+		x := inc.byIndex[n]
+		if x == nil {
+			return n, true
+		}
+		xid := x.ID()
+		if xh := endpointIndexHash(xid); xh > hash || xh == hash && xid > id {
+			return 0, false
+		}
+		n = nextEndpointIndex(n)
+	}
 }
 
 // touchedPolicies returns the policies whose entries may change when

@@ -1,6 +1,8 @@
 package lower
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,8 +11,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ebpfc/ebpfc/backend"
 	"github.com/ebpfc/ebpfc/compiler/model"
 	"github.com/ebpfc/ebpfc/internal/benchcfg"
+	"github.com/ebpfc/ebpfc/ir"
 )
 
 // namedPortConfig is a small cluster that exercises what AddEndpoint must
@@ -136,8 +140,11 @@ func TestAddEndpoint(t *testing.T) {
 				if diff := cmp.Diff(after, inc.Contents()); diff != "" {
 					t.Fatalf("after adding %s the contents differ from Node's (-Node +Incremental):\n%s", ep.ID(), diff)
 				}
-				if d.ProgramsChanged != (ep.Node == benchcfg.NodeName) {
-					t.Errorf("ProgramsChanged = %v for an endpoint on %s", d.ProgramsChanged, ep.Node)
+				if d.ProgramsChanged != (ep.Node == benchcfg.NodeName) || (d.Programs != nil) != d.ProgramsChanged {
+					t.Errorf("ProgramsChanged = %v, Programs %v for an endpoint on %s", d.ProgramsChanged, d.Programs != nil, ep.Node)
+				}
+				if d.Programs != nil {
+					checkPrograms(t, next, ep, d.Programs)
 				}
 				t.Logf("added %s: %d map operations", ep.ID(), d.Ops())
 				cfg, before = next, after
@@ -212,5 +219,79 @@ func checkDelta(t *testing.T, before, after []MapContents, d *Delta) {
 	}
 	if diff := cmp.Diff(want, state); diff != "" {
 		t.Errorf("contents before with the delta applied differ from the full compile's (-full +applied):\n%s", diff)
+	}
+}
+
+// checkPrograms checks that the programs AddEndpoint lowered for ep are
+// those a full lowering of cfg gives it: the same bytecode, tail-call
+// slots, attachments, default-deny cookies and endpoint reference, and
+// that the maps they use have the full lowering's layout.
+func checkPrograms(t *testing.T, cfg *model.Config, ep *model.Endpoint, part *Result) {
+	t.Helper()
+	full, fullRes := compiledPrograms(t, cfg)
+	if err := ir.Run(part.Module, ir.RunOptions{Check: true}); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := backend.Generate(part.Module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obj.Programs) < 2 {
+		t.Errorf("%d programs for %s, want at least its two entry programs", len(obj.Programs), ep.ID())
+	}
+	for _, p := range obj.Programs {
+		var buf bytes.Buffer
+		if err := p.Insns.Marshal(&buf, binary.LittleEndian); err != nil {
+			t.Fatal(err)
+		}
+		if want, ok := full[p.Name]; !ok || !bytes.Equal(want, buf.Bytes()) {
+			t.Errorf("program %s: differs from the full lowering's (present there: %v)", p.Name, ok)
+		}
+	}
+	fullSlots := mapByName(fullRes, progArrayMap).Slots
+	for _, m := range part.Module.Maps {
+		fm := mapByName(fullRes, m.Name)
+		if fm == nil {
+			t.Errorf("map %s is not in the full lowering", m.Name)
+			continue
+		}
+		if fm.Type != m.Type || fm.MaxEntries != m.MaxEntries || fm.Flags != m.Flags || !cmp.Equal(fm.Key, m.Key) || !cmp.Equal(fm.Value, m.Value) {
+			t.Errorf("map %s: layout differs from the full lowering's", m.Name)
+		}
+		for i, prog := range m.Slots {
+			if prog != "" && (i >= len(fullSlots) || fullSlots[i] != prog) {
+				t.Errorf("slot %d: %s, the full lowering has another program there", i, prog)
+			}
+		}
+	}
+	var attach []Attachment
+	for _, a := range fullRes.Attach {
+		if a.Endpoint == ep.ID() {
+			attach = append(attach, a)
+		}
+	}
+	if diff := cmp.Diff(attach, part.Attach); diff != "" {
+		t.Errorf("attachments (-full +incremental):\n%s", diff)
+	}
+	var cookies []Cookie
+	for _, c := range fullRes.Cookies {
+		if c.Kind == "default-deny" && c.Endpoint == ep.ID() {
+			cookies = append(cookies, c)
+		}
+	}
+	if diff := cmp.Diff(cookies, part.Cookies); diff != "" {
+		t.Errorf("cookies (-full +incremental):\n%s", diff)
+	}
+	var ref []EndpointRef
+	for _, r := range fullRes.Endpoints {
+		if r.ID == ep.ID() {
+			ref = append(ref, r)
+		}
+	}
+	if diff := cmp.Diff(ref, part.Endpoints); diff != "" {
+		t.Errorf("endpoint reference (-full +incremental):\n%s", diff)
+	}
+	if diff := cmp.Diff(fullRes.Identities, part.Identities); diff != "" {
+		t.Errorf("identities (-full +incremental):\n%s", diff)
 	}
 }

@@ -161,6 +161,13 @@ type lowering struct {
 	cookieOf  map[*model.Rule]uint32
 	host      *model.Endpoint // the host's subject when it has programs (host.go)
 
+	// index numbers the node's endpoints and numRuleCookies counts the rule
+	// cookies (slots.go). programsOnly makes build lower the programs and
+	// maps but not the node's ipcache contents (Incremental).
+	index          map[*model.Endpoint]uint32
+	numRuleCookies uint32
+	programsOnly   bool
+
 	module   *ir.Module
 	progs    []*ir.Program
 	slots    []string

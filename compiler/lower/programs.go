@@ -75,6 +75,9 @@ const lpmNoPrealloc = 1
 
 func (l *lowering) build() error {
 	clusterPos := l.cfg.Cluster.Pos
+	if err := l.numberEndpoints(); err != nil {
+		return err
+	}
 
 	type plan struct {
 		ep      *model.Endpoint
@@ -132,10 +135,10 @@ func (l *lowering) build() error {
 			continue
 		}
 		v4, v6 := pl.name+"_ipv4", pl.name+"_ipv6"
-		slot4 := int64(len(l.slots))
-		l.slots = append(l.slots, v4)
-		slot6 := int64(len(l.slots))
-		l.slots = append(l.slots, v6)
+		slot4 := l.tailCallSlot(pl.ep, pl.dir, familyIPv4)
+		slot6 := l.tailCallSlot(pl.ep, pl.dir, familyIPv6)
+		l.setSlot(slot4, v4)
+		l.setSlot(slot6, v6)
 		l.progs = append(l.progs, l.entryProgram(pl.name, pl.ep, pl.dir, pl.pol.enforced, slot4, slot6, v4, v6))
 		base := pl.name[len("to_"):]
 		if pl.dir == egress {
@@ -143,7 +146,7 @@ func (l *lowering) build() error {
 		}
 		var defCookie uint32
 		if pl.pol.enforced {
-			defCookie = uint32(len(l.cookies) + 1)
+			defCookie = l.defaultDenyCookie(pl.ep, pl.dir)
 			l.cookies = append(l.cookies, Cookie{
 				ID: defCookie, Kind: "default-deny", Direction: pl.dir.String(), Rule: -1,
 				Endpoint: pl.ep.ID(), Audit: pl.pol.audit, Pos: pl.pol.pos,
@@ -170,15 +173,18 @@ func (l *lowering) build() error {
 
 	// Node-wide maps.
 	ipcSize := l.mapSize("ipcache", defaultIPCacheSize)
-	ipc := l.ids.ipcacheEntries(l.cfg, l.node)
+	var ipc []Entry
+	if !l.programsOnly {
+		ipc = l.ids.ipcacheEntries(l.cfg, l.node)
+	}
 	if len(ipc) > int(ipcSize) {
 		return source.Errorf(l.cfg.Settings.Pos, "the ipcache needs %d entries but settings.mapSizes.ipcache allows %d; raise it", len(ipc), ipcSize)
 	}
 	l.maps = append(l.maps,
 		&ir.Map{Name: ipcacheMap, Type: ir.MapLPMTrie, Key: ipcKey, Value: ipcVal, MaxEntries: ipcSize, Flags: lpmNoPrealloc, Pos: clusterPos},
-		&ir.Map{Name: ruleStatsMap, Type: ir.MapPerCPUArray, Key: u32Key, Value: statVal, MaxEntries: uint32(len(l.cookies) + 1), Pos: clusterPos},
+		&ir.Map{Name: ruleStatsMap, Type: ir.MapPerCPUArray, Key: u32Key, Value: statVal, MaxEntries: l.ruleStatsSize(), Pos: clusterPos},
 		&ir.Map{Name: dropStatsMap, Type: ir.MapPerCPUArray, Key: u32Key, Value: statVal, MaxEntries: numDropReasons, Pos: clusterPos},
-		&ir.Map{Name: progArrayMap, Type: ir.MapProgArray, Key: u32Key, Value: u32Val, MaxEntries: uint32(max(1, len(l.slots))), Slots: l.slots, Pos: l.node.Pos},
+		&ir.Map{Name: progArrayMap, Type: ir.MapProgArray, Key: u32Key, Value: u32Val, MaxEntries: ProgArraySize, Slots: l.slots, Pos: l.node.Pos},
 	)
 	if tracking {
 		l.maps = append(l.maps,
