@@ -29,9 +29,14 @@ source's ingress programs. Each node keeps its maps for the whole run, so a
 reply meets the connection tracking state its request left. "allow" passes
 when the request and the reply pass, "deny" when the request is dropped.
 
+A test's packets are IPv4 or IPv6: the family the test names (family:
+"IPv4" or "IPv6"), IPv6 for ICMPv6 (ICMP over IPv6 is an ICMPv6 echo),
+otherwise IPv4 when both ends have an IPv4 address and IPv6 when they do
+not. An endpoint sends from its first address of that family.
+
 Prints one row per test, and for each failed test (every test with -v) the
 programs each packet went through and the rule that decided, with its CUE
-position. Tests that need what is not supported yet (services, IPv6) are
+position. Tests that need what is not supported yet (services) are
 reported as not run, with the reason.
 
 Engines: kernel loads the programs with BPF_PROG_TEST_RUN (Linux, root);

@@ -197,3 +197,92 @@ func TestTestNoTests(t *testing.T) {
 		t.Errorf("exit %d, output %q", code, out)
 	}
 }
+
+// dualStackConfig is a node with a dual-stack endpoint whose policy lets
+// 2001:db8::/32 reach it on TCP 80, and IPv6 tests: one that passes and
+// one whose expectation is wrong.
+func dualStackConfig(t *testing.T) string {
+	t.Helper()
+	return writeDir(t, map[string]string{"c.cue": `package ebpfc
+
+cluster: {name: "t", podCIDRs: ["10.0.0.0/16", "fd00::/64"], serviceCIDRs: ["10.96.0.0/12"]}
+nodes: "node-a": {addresses: ["192.168.1.1"], devices: ["eth0"]}
+endpoints: default: web: {node: "node-a", interface: "lxc-web", addresses: ["10.0.1.5", "fd00::5"], labels: app: "web"}
+policies: default: web: {
+	endpointSelector: matchLabels: app: "web"
+	ingress: [{fromCIDR: ["2001:db8::/32"], toPorts: [{ports: [{port: 80}]}]}]
+}
+`, "t.cue": `package ebpfc
+
+tests: {
+	"http-v6": {from: "2001:db8::1", to: "default/web", port: 80, expect: "allow"}
+	"https-v6": {from: "2001:db8::1", to: "default/web", port: 443, expect: "allow"}
+}
+`})
+}
+
+// checkIPv6Output checks the table of dualStackConfig's tests.
+func checkIPv6Output(t *testing.T, dir string, code int, out, errOut string) {
+	t.Helper()
+	if code != exitConfig {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, exitConfig, out, errOut)
+	}
+	for _, want := range []string{
+		"\nhttp-v6   2001:db8::1  default/web  TCP/80 IPv6   allow   pass\n",
+		"\nhttps-v6  2001:db8::1  default/web  TCP/443 IPv6  allow   FAIL\n",
+		"    " + filepath.Join(dir, "t.cue") + ":5:2: want allow, but the forward packet was dropped by to_default_web on node-a (default deny of default/web)\n",
+		"    forward: TCP [2001:db8::1]:32769 > [fd00::5]:443 SYN\n",
+		"      node-a  to_default_web  ingress of default/web  drop  default deny of default/web at " + filepath.Join(dir, "c.cue") + ":6:20\n",
+		"2 tests: 1 passed, 1 failed, 0 not run\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestTestIPv6(t *testing.T) {
+	dir := dualStackConfig(t)
+	code, out, errOut := runCLI("test", "--engine", "vm", dir)
+	checkIPv6Output(t, dir, code, out, errOut)
+
+	_, out, _ = runCLI("test", "--engine", "vm", "--json", "--run", "^http-v6$", dir)
+	var doc struct {
+		Tests []struct {
+			Family  string `json:"family"`
+			Status  string `json:"status"`
+			Packets []struct {
+				Summary string `json:"summary"`
+			} `json:"packets"`
+		} `json:"tests"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if len(doc.Tests) != 1 || doc.Tests[0].Family != "IPv6" || doc.Tests[0].Status != "pass" || len(doc.Tests[0].Packets) != 2 ||
+		doc.Tests[0].Packets[1].Summary != "TCP [fd00::5]:80 > [2001:db8::1]:32768 SYN-ACK" {
+		t.Errorf("--json: %+v", doc)
+	}
+
+	// A family an end does not have is a configuration error at the
+	// family field: exit 2, no test runs.
+	bad := writeDir(t, map[string]string{"c.cue": goodCluster, "t.cue": `package ebpfc
+
+tests: x: {from: "default/web", to: "10.0.0.9", port: 80, family: "IPv6", expect: "deny"}
+`})
+	code, out, errOut = runCLI("test", "--engine", "vm", bad)
+	want := filepath.Join(bad, "t.cue") + ":3:59: test x: family is IPv6, but from endpoint default/web has no IPv6 address; name an end that has one, or remove family\n"
+	if code != exitUsage || out != "" || !strings.HasPrefix(errOut, want) {
+		t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant stderr to start with %s", code, exitUsage, out, errOut, want)
+	}
+}
+
+func TestTestIPv6Kernel(t *testing.T) {
+	testenv.RequireKernel(t)
+	dir := dualStackConfig(t)
+	code, out, errOut := runCLI("test", "--engine", "kernel", dir)
+	if !strings.HasPrefix(out, "engine: kernel (BPF_PROG_TEST_RUN)\n") {
+		t.Errorf("header: %q", out)
+	}
+	checkIPv6Output(t, dir, code, out, errOut)
+}

@@ -894,6 +894,8 @@ func (d *decoder) test(name string, v cue.Value, path []string) *model.Test {
 			t.Protocol = model.Protocol(d.str(f.value, fp))
 		case "port":
 			t.Port = uint16(d.integer(f.value, fp, 1, 65535))
+		case "family":
+			t.Family, t.FamilyPos = d.str(f.value, fp), d.pos(f.value, fp, true)
 		case "expect":
 			x := d.defaulted(f.value)
 			if x.Kind() == cue.ListKind {

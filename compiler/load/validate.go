@@ -40,6 +40,7 @@ func validate(cfg *model.Config) source.Errors {
 	v.checkServices()
 	v.checkNAT()
 	v.checkTests()
+	v.checkTestFamilies()
 	if len(v.errs) == 0 {
 		complete(cfg)
 	}
@@ -369,6 +370,79 @@ func (v *validator) checkTests() {
 		}
 		if len(t.Backends) > 0 && !strings.HasPrefix(t.To, "svc:") {
 			v.errorf(t.Pos, "test %s: a list of backends needs a service in to (svc:namespace/name)", t.Name)
+		}
+	}
+}
+
+// checkTestFamilies checks that both ends of every test have an address
+// of the family its packets have (model.Test.PickFamily): the family the
+// test names, IPv6 for ICMPv6, else one both ends share.
+func (v *validator) checkTestFamilies() {
+	endpoints := map[string][]netip.Addr{}
+	for _, e := range v.cfg.Endpoints {
+		endpoints[e.ID()] = e.Addresses
+	}
+	type end struct {
+		role, what string
+		addrs      []netip.Addr // nil for a service: either family
+		address    bool         // an address written in the test
+	}
+	// resolve says what ref stands for; ok is false for a reference that
+	// checkTests reported.
+	resolve := func(role, ref string) (end, bool) {
+		if strings.HasPrefix(ref, "svc:") {
+			return end{role: role}, true
+		}
+		if a, err := netip.ParseAddr(ref); err == nil {
+			return end{role, ref, []netip.Addr{a}, true}, true
+		}
+		if addrs, ok := endpoints[ref]; ok && len(addrs) > 0 {
+			return end{role, "endpoint " + ref, addrs, false}, true
+		}
+		return end{}, false
+	}
+	families := func(e end) string {
+		v4, v6 := model.HasFamily(e.addrs, "IPv4"), model.HasFamily(e.addrs, "IPv6")
+		switch {
+		case len(e.addrs) == 1 && v4:
+			return "IPv4"
+		case len(e.addrs) == 1:
+			return "IPv6"
+		case v4 && v6:
+			return "IPv4 and IPv6"
+		case v4:
+			return "IPv4 only"
+		}
+		return "IPv6 only"
+	}
+	for _, t := range v.cfg.Tests {
+		from, okFrom := resolve("from", t.From)
+		to, okTo := resolve("to", t.To)
+		if !okFrom || !okTo {
+			continue
+		}
+		if t.Family == "IPv4" && t.Protocol == model.ProtoICMPv6 {
+			v.errorf(t.FamilyPos, "test %s: family IPv4 with protocol ICMPv6: ICMPv6 is carried over IPv6; remove family, or use protocol ICMP for an IPv4 echo", t.Name)
+			continue
+		}
+		fam := t.PickFamily(from.addrs, to.addrs)
+		for _, e := range []end{from, to} {
+			if model.HasFamily(e.addrs, fam) {
+				continue
+			}
+			lacks := fmt.Sprintf("%s %s has no %s address", e.role, e.what, fam)
+			if e.address {
+				lacks = fmt.Sprintf("%s %s is not an %s address", e.role, e.what, fam)
+			}
+			switch {
+			case t.Family != "":
+				v.errorf(t.FamilyPos, "test %s: family is %s, but %s; name an end that has one, or remove family", t.Name, fam, lacks)
+			case t.Protocol == model.ProtoICMPv6:
+				v.errorf(t.Pos, "test %s: ICMPv6 needs IPv6, but %s; use protocol ICMP for an IPv4 echo", t.Name, lacks)
+			default:
+				v.errorf(t.Pos, "test %s: from %s (%s) and to %s (%s) share no address family, and a test's packets are IPv4 or IPv6 from end to end; name ends that share one", t.Name, from.what, families(from), to.what, families(to))
+			}
+			break
 		}
 	}
 }

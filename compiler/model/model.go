@@ -419,4 +419,42 @@ type Test struct {
 	Expect   string   // allow or deny
 	Backends []string // for a service, the backends it may pick
 	Pos      Pos
+
+	// Family is the address family the test asks for, "IPv4" or "IPv6",
+	// or "" to let PickFamily choose from its ends.
+	Family    string
+	FamilyPos Pos // where family was written
+}
+
+// PickFamily returns the address family of t's packets, "IPv4" or "IPv6",
+// given the addresses that its from and to stand for (an endpoint's
+// addresses or the one address written; nil for a service, which stands
+// for either family): the family t asks for; IPv6 for ICMPv6; otherwise
+// IPv4 when both ends have an IPv4 address, else IPv6. An end may still
+// lack an address of that family; package load reports such a test.
+func (t *Test) PickFamily(from, to []netip.Addr) string {
+	switch {
+	case t.Family != "":
+		return t.Family
+	case t.Protocol == ProtoICMPv6:
+		return "IPv6"
+	case HasFamily(from, "IPv4") && HasFamily(to, "IPv4"):
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// HasFamily reports whether addrs holds an address of family ("IPv4" or
+// "IPv6"), an IPv4-mapped IPv6 address counting as IPv4. A nil addrs (a
+// service) has both.
+func HasFamily(addrs []netip.Addr, family string) bool {
+	if addrs == nil {
+		return true
+	}
+	for _, a := range addrs {
+		if a.Unmap().Is4() == (family == "IPv4") {
+			return true
+		}
+	}
+	return false
 }

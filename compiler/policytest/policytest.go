@@ -4,9 +4,10 @@
 // kernel (BPF_PROG_TEST_RUN) or in ebpfc's interpreter (package vm).
 //
 // A test's forward packet (TCP SYN, UDP datagram, SCTP INIT or ICMP echo
-// request) runs through the source endpoint's egress-policy program on the
-// source's node, then the destination endpoint's ingress-policy program on
-// the destination's node. When it passes everywhere the reply (SYN-ACK,
+// request; IPv4 or IPv6 as model.Test.PickFamily says, with an ICMPv6
+// echo request over IPv6) runs through the source endpoint's egress-policy
+// program on the source's node, then the destination endpoint's
+// ingress-policy program on the destination's node. When it passes everywhere the reply (SYN-ACK,
 // reverse datagram, INIT-ACK, echo reply) runs back through the destination's
 // egress-policy program and the source's ingress-policy program. Each node's
 // programs and maps are loaded once for the whole run, so whatever state a
@@ -68,7 +69,7 @@ type Options struct {
 type Status string
 
 // The outcomes. A test is not run when it needs something the compiler
-// does not handle yet (services, IPv6 flows); it is reported, never passed.
+// does not handle yet (services); it is reported, never passed.
 const (
 	Pass   Status = "pass"
 	Fail   Status = "fail"
@@ -90,11 +91,14 @@ type Report struct {
 
 // Result is one test's outcome.
 type Result struct {
-	Name     string   `json:"name"`
-	From     string   `json:"from"`
-	To       string   `json:"to"`
-	Protocol string   `json:"protocol"`
-	Port     uint16   `json:"port,omitempty"`
+	Name     string `json:"name"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Protocol string `json:"protocol"`
+	Port     uint16 `json:"port,omitempty"`
+	// Family is the address family of the packets, "IPv4" or "IPv6"
+	// (model.Test.PickFamily); "" for a test that did not get so far.
+	Family   string   `json:"family,omitempty"`
 	Expect   string   `json:"expect"`
 	Backends []string `json:"backends,omitempty"`
 	Position string   `json:"position"`
@@ -185,11 +189,17 @@ func Run(cfg *model.Config, arts []*compiler.Artifacts, opts Options) (*Report, 
 	}
 	r := newRunner(cfg, arts, eng)
 	defer r.close()
-	rep := &Report{Engine: eng, EngineNote: note, Tests: []Result{}}
-	tests := slices.Clone(cfg.Tests)
+	return r.run(opts.Run, note)
+}
+
+// run runs the configuration's tests that sel selects (all when nil), in
+// name order; note is the report's EngineNote.
+func (r *runner) run(sel *regexp.Regexp, note string) (*Report, error) {
+	rep := &Report{Engine: r.engine, EngineNote: note, Tests: []Result{}}
+	tests := slices.Clone(r.cfg.Tests)
 	slices.SortStableFunc(tests, func(a, b *model.Test) int { return strings.Compare(a.Name, b.Name) })
 	for i, t := range tests {
-		if opts.Run != nil && !opts.Run.MatchString(t.Name) {
+		if sel != nil && !sel.MatchString(t.Name) {
 			continue
 		}
 		res, err := r.test(t, sourcePort(i))
@@ -281,16 +291,31 @@ type peer struct {
 	ep   *model.Endpoint
 }
 
-// resolve reads a test's from or to. A non-empty reason means the test
-// cannot run yet.
-func (r *runner) resolve(ref string) (peer, string) {
+// addresses returns the addresses ref (a test's from or to) stands for: an
+// endpoint's, or the one written; nil for a service, which stands for
+// either family.
+func (r *runner) addresses(ref string) []netip.Addr {
+	if a, err := netip.ParseAddr(ref); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	if ep := r.byID[ref]; ep != nil {
+		return ep.Addresses
+	}
+	return nil
+}
+
+// resolve reads a test's from or to for a connection in family. A
+// non-empty reason means the test cannot run.
+func (r *runner) resolve(ref, family string) (peer, string) {
 	if strings.HasPrefix(ref, "svc:") {
 		return peer{}, "services are not supported yet"
 	}
 	if a, err := netip.ParseAddr(ref); err == nil {
 		a = a.Unmap()
-		if !a.Is4() {
-			return peer{}, fmt.Sprintf("%s is an IPv6 address, and ebpfc test carries IPv4 flows only so far", ref)
+		if !model.HasFamily([]netip.Addr{a}, family) {
+			// compiler/load reports such a test; a configuration built
+			// another way may still have one.
+			return peer{}, fmt.Sprintf("%s is not an %s address", ref, family)
 		}
 		return peer{addr: a, ep: r.byAddr[a]}, ""
 	}
@@ -299,12 +324,14 @@ func (r *runner) resolve(ref string) (peer, string) {
 		// compiler/load has checked that tests name endpoints that exist.
 		return peer{}, fmt.Sprintf("no endpoint %s", ref)
 	}
+	// The endpoint's first address of the family, as its addresses are
+	// listed.
 	for _, a := range ep.Addresses {
-		if a.Unmap().Is4() {
-			return peer{addr: a.Unmap(), ep: ep}, ""
+		if a = a.Unmap(); model.HasFamily([]netip.Addr{a}, family) {
+			return peer{addr: a, ep: ep}, ""
 		}
 	}
-	return peer{}, fmt.Sprintf("endpoint %s has no IPv4 address, and ebpfc test carries IPv4 flows only so far", ref)
+	return peer{}, fmt.Sprintf("endpoint %s has no %s address", ref, family)
 }
 
 func (r *runner) test(t *model.Test, sport uint16) (Result, error) {
@@ -321,17 +348,20 @@ func (r *runner) test(t *model.Test, sport uint16) (Result, error) {
 		return notRun("services are not supported yet: a test that expects backends cannot run")
 	}
 	switch t.Protocol {
-	case model.ProtoTCP, model.ProtoUDP, model.ProtoSCTP, model.ProtoICMP:
-	case model.ProtoICMPv6:
-		return notRun("ebpfc test carries IPv4 flows only so far, and ICMPv6 needs IPv6")
+	case model.ProtoTCP, model.ProtoUDP, model.ProtoSCTP, model.ProtoICMP, model.ProtoICMPv6:
 	default:
 		return notRun(fmt.Sprintf("protocol %s is not supported", t.Protocol))
 	}
-	src, why := r.resolve(t.From)
+	family := t.PickFamily(r.addresses(t.From), r.addresses(t.To))
+	if family == "IPv4" && t.Protocol == model.ProtoICMPv6 {
+		return notRun("ICMPv6 is carried over IPv6, and the test asks for IPv4")
+	}
+	res.Family = family
+	src, why := r.resolve(t.From, family)
 	if why != "" {
 		return notRun("from: " + why)
 	}
-	dst, why := r.resolve(t.To)
+	dst, why := r.resolve(t.To, family)
 	if why != "" {
 		return notRun("to: " + why)
 	}
@@ -341,7 +371,7 @@ func (r *runner) test(t *model.Test, sport uint16) (Result, error) {
 		return res, nil
 	}
 	dport := t.Port
-	if t.Protocol == model.ProtoICMP {
+	if t.Protocol == model.ProtoICMP || t.Protocol == model.ProtoICMPv6 {
 		dport = 0
 	}
 	fwd := packet{proto: t.Protocol, src: netip.AddrPortFrom(src.addr, sport), dst: netip.AddrPortFrom(dst.addr, dport)}

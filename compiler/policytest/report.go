@@ -97,11 +97,18 @@ func decisionText(d Decision) string {
 	return s
 }
 
+// protoPort shows a test's protocol and port, and IPv6 when its packets
+// are IPv6 but its protocol does not say so: "TCP/80", "UDP/53 IPv6",
+// "ICMP IPv6", "ICMPv6".
 func protoPort(t Result) string {
-	if t.Port == 0 {
-		return t.Protocol
+	s := t.Protocol
+	if t.Port != 0 {
+		s = fmt.Sprintf("%s/%d", t.Protocol, t.Port)
 	}
-	return fmt.Sprintf("%s/%d", t.Protocol, t.Port)
+	if t.Family == "IPv6" && t.Protocol != "ICMPv6" {
+		s += " IPv6"
+	}
+	return s
 }
 
 func resultWord(s Status) string {
