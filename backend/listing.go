@@ -3,12 +3,14 @@ package backend
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/ebpfc/ebpfc/ir"
+	"github.com/ebpfc/ebpfc/source"
 )
 
 // listingComment is the column where the source position comment starts. It
@@ -24,6 +26,13 @@ const listingComment = 44
 // by name. The output depends only on o.
 func Listing(o *Object) []byte {
 	var b bytes.Buffer
+	// About 40 bytes a line: growing the buffer of a large node's listing
+	// as it fills would copy it many times.
+	n := 0
+	for _, p := range o.Programs {
+		n += 40 * (len(p.Insns) + 8)
+	}
+	b.Grow(n)
 	for _, m := range o.Maps {
 		line := fmt.Sprintf("; map %s: %s, key %s, value %s, %d entries",
 			m.Name, m.Type, structSummary(m.Key), structSummary(m.Value), m.MaxEntries)
@@ -35,6 +44,7 @@ func Listing(o *Object) []byte {
 	if len(o.Maps) > 0 {
 		b.WriteByte('\n')
 	}
+	memo := newListingMemo()
 	for i, p := range o.Programs {
 		if i > 0 {
 			b.WriteByte('\n')
@@ -43,9 +53,53 @@ func Listing(o *Object) []byte {
 		header := fmt.Sprintf("; program %s: %s, section %q, %d instructions, %d bytes of stack",
 			p.Name, p.Type, p.Section, slots, stackDepth(p.Insns))
 		writeWithPos(&b, header, p.Pos.String())
-		listProgram(&b, p)
+		listProgram(&b, p, memo)
 	}
 	return b.Bytes()
+}
+
+// listingMemo remembers the text of instructions and positions already
+// formatted: a node's programs repeat the same instructions many times
+// over, and formatting dominates the cost of a listing.
+type listingMemo struct {
+	insns map[insnKey]string
+	poss  map[source.Pos]string
+}
+
+// insnKey is everything of an instruction formatInsn reads.
+type insnKey struct {
+	op       asm.OpCode
+	dst, src asm.Register
+	off      int16
+	constant int64
+	ref, sym string
+}
+
+func newListingMemo() *listingMemo {
+	return &listingMemo{insns: make(map[insnKey]string), poss: make(map[source.Pos]string)}
+}
+
+func (m *listingMemo) insn(ins asm.Instruction) string {
+	k := insnKey{op: ins.OpCode, dst: ins.Dst, src: ins.Src, off: ins.Offset, constant: ins.Constant, ref: ins.Reference(), sym: ins.Symbol()}
+	if s, ok := m.insns[k]; ok {
+		return s
+	}
+	s := formatInsn(ins)
+	m.insns[k] = s
+	return s
+}
+
+func (m *listingMemo) pos(src fmt.Stringer) string {
+	p, ok := src.(source.Pos)
+	if !ok {
+		return src.String()
+	}
+	if s, ok := m.poss[p]; ok {
+		return s
+	}
+	s := p.String()
+	m.poss[p] = s
+	return s
 }
 
 // structSummary describes a key or value layout: "8 bytes {u32 prefixlen, u32 addr}".
@@ -100,19 +154,38 @@ func stackDepth(insns asm.Instructions) int {
 	return depth
 }
 
-func listProgram(b *bytes.Buffer, p *Program) {
+func listProgram(b *bytes.Buffer, p *Program, memo *listingMemo) {
 	iter := p.Insns.Iterate()
+	var num []byte
 	for iter.Next() {
 		ins := *iter.Ins
 		if sym := ins.Symbol(); sym != "" {
-			fmt.Fprintf(b, "%s:\n", displaySymbol(sym))
+			b.WriteString(displaySymbol(sym))
+			b.WriteString(":\n")
 		}
-		text := fmt.Sprintf("%6d: %s", iter.Offset, formatInsn(ins))
+		// "%6d: %s", without fmt.
+		num = strconv.AppendInt(num[:0], int64(iter.Offset), 10)
+		text := memo.insn(ins)
+		start := b.Len()
+		for range 6 - len(num) {
+			b.WriteByte(' ')
+		}
+		b.Write(num)
+		b.WriteString(": ")
+		b.WriteString(text)
 		pos := ""
 		if src := ins.Source(); src != nil {
-			pos = src.String()
+			pos = memo.pos(src)
 		}
-		writeWithPos(b, text, pos)
+		if pos != "" && pos != "-" {
+			pad := max(listingComment-(b.Len()-start), 1)
+			for range pad {
+				b.WriteByte(' ')
+			}
+			b.WriteString("; ")
+			b.WriteString(pos)
+		}
+		b.WriteByte('\n')
 	}
 }
 

@@ -6,6 +6,7 @@
 package compiler
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -46,13 +47,20 @@ type Options struct {
 	// CheckEveryPass runs ir.Check after lowering and after every pass, as
 	// the tests do. Without it Check runs once, on the final IR.
 	CheckEveryPass bool
+	// PerProgram runs the passes and code generation on every program on
+	// its own instead of once per program shape (template.go). The output
+	// is the same; it is slower, and there to check that.
+	PerProgram bool
 }
 
 // Artifacts is everything compiled for one node.
 type Artifacts struct {
-	Node     string
-	Lowered  *lower.Result
-	Module   *ir.Module // after the passes
+	Node    string
+	Lowered *lower.Result
+	// Module is the IR after the passes. Programs stamped from one shape
+	// template share the ops they have in common: read it, do not change
+	// it.
+	Module   *ir.Module
 	Object   *backend.Object
 	Files    map[string][]byte // by file name
 	Manifest *Manifest
@@ -116,25 +124,17 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 	if err != nil {
 		return nil, err
 	}
-	m := res.Module
-	if opts.CheckEveryPass {
-		if err := ir.Check(m); err != nil {
-			return nil, fmt.Errorf("lowering produced invalid IR: %w", err)
-		}
-	}
-	if err := ir.Run(m, ir.RunOptions{Check: opts.CheckEveryPass, DumpAfter: opts.DumpAfter, Dump: opts.Dump}); err != nil {
-		return nil, err
-	}
-	if !opts.CheckEveryPass {
-		if err := ir.Check(m); err != nil {
-			return nil, fmt.Errorf("passes produced invalid IR: %w", err)
-		}
-	}
-	obj, err := backend.Generate(m)
+	m, obj, covered, err := compileModule(res.Module, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyObject(obj); err != nil {
+	res.Module = m
+	if covered != nil {
+		err = verifyShapes(obj, covered)
+	} else {
+		err = verifyObject(obj)
+	}
+	if err != nil {
 		return nil, err
 	}
 	elf, err := backend.WriteELF(obj)
@@ -149,8 +149,10 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 		Files: map[string][]byte{
 			ObjectFile:  elf,
 			ListingFile: backend.Listing(obj),
-			IRFile:      []byte(m.String()),
 		},
+	}
+	if a.Files[IRFile], err = irText(m); err != nil {
+		return nil, err
 	}
 	if xo := objectOfType(obj, ebpf.XDP); xo != nil {
 		b, err := backend.WriteELF(xo)
@@ -171,6 +173,53 @@ func compileNode(cfg *model.Config, n *model.Node, opts Options) (*Artifacts, er
 	}
 	a.Files[ManifestFile] = man
 	return a, nil
+}
+
+// compileModule runs the passes and code generation on the lowered module
+// m: once per program shape, or, with opts.PerProgram or a dump after a
+// pass, over the whole module, which it then changes in place. An error in
+// the shapes' compilation compiles the whole module again, so that errors
+// are reported as the whole module's. covered, when not nil, marks the
+// programs whose template's static verification covers them
+// (verifyShapes).
+func compileModule(m *ir.Module, opts Options) (out *ir.Module, obj *backend.Object, covered []bool, err error) {
+	if !opts.PerProgram && opts.DumpAfter == "" {
+		if out, obj, st, err := compileShapes(m, opts); err == nil {
+			return out, obj, st.covered, nil
+		}
+	}
+	if opts.CheckEveryPass {
+		if err := ir.Check(m); err != nil {
+			return nil, nil, nil, fmt.Errorf("lowering produced invalid IR: %w", err)
+		}
+	}
+	if err := ir.Run(m, ir.RunOptions{Check: opts.CheckEveryPass, DumpAfter: opts.DumpAfter, Dump: opts.Dump}); err != nil {
+		return nil, nil, nil, err
+	}
+	if !opts.CheckEveryPass {
+		if err := ir.Check(m); err != nil {
+			return nil, nil, nil, fmt.Errorf("passes produced invalid IR: %w", err)
+		}
+	}
+	obj, err = backend.Generate(m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m, obj, nil, nil
+}
+
+// irText is m's text form (ir.Print), written straight into a buffer
+// sized for it: the dump of a large node is hundreds of megabytes.
+func irText(m *ir.Module) ([]byte, error) {
+	n := 0
+	for _, p := range m.Programs {
+		for _, b := range p.Blocks {
+			n += 40 * (len(b.Ops) + 2)
+		}
+	}
+	b := bytes.NewBuffer(make([]byte, 0, n))
+	err := ir.Print(b, m)
+	return b.Bytes(), err
 }
 
 // objectOfType returns the programs of obj of type t with the maps they

@@ -173,6 +173,12 @@ func operandName(i int) string {
 func validSize(n int) bool { return n == 1 || n == 2 || n == 4 || n == 8 }
 
 func (c *checker) module() {
+	c.declarations()
+	c.programNames(func(p *Program) { c.program(p) })
+}
+
+// declarations checks m's consts and maps.
+func (c *checker) declarations() {
 	m := c.m
 	c.consts = map[string]bool{}
 	for i, k := range m.Consts {
@@ -202,8 +208,13 @@ func (c *checker) module() {
 		c.maps[mp.Name] = mp
 		c.mapDecl(mp, progs)
 	}
+}
+
+// programNames checks that m's programs have unique names, calling each
+// for every program.
+func (c *checker) programNames(each func(*Program)) {
 	seen := map[string]bool{}
-	for i, p := range m.Programs {
+	for i, p := range c.m.Programs {
 		if p == nil {
 			c.add(Pos{}, "", "", -1, "", "program %d is nil", i)
 			continue
@@ -214,8 +225,43 @@ func (c *checker) module() {
 			c.add(p.Pos, "", "", -1, "", "duplicate program name %q", p.Name)
 		}
 		seen[p.Name] = true
-		c.program(p)
+		each(p)
 	}
+}
+
+// ProgramChecker checks the programs of a module one at a time, for a
+// compiler that transforms them one at a time: NewProgramChecker checks the
+// module's declarations and program names as Check does, and Check checks
+// one program against them. A program that is in the module, checked
+// after each transformation, gets exactly the errors Check would report
+// for it.
+type ProgramChecker struct {
+	m      *Module
+	maps   map[string]*Map
+	consts map[string]bool
+}
+
+// NewProgramChecker checks m's consts, maps and program names, and returns
+// a checker for programs with m's declarations.
+func NewProgramChecker(m *Module) (*ProgramChecker, error) {
+	c := &checker{m: m}
+	c.declarations()
+	c.programNames(func(*Program) {})
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	return &ProgramChecker{m: m, maps: c.maps, consts: c.consts}, nil
+}
+
+// Check reports every way p breaks the IR's invariants for a program of
+// the module.
+func (pc *ProgramChecker) Check(p *Program) error {
+	c := &checker{m: pc.m, maps: pc.maps, consts: pc.consts}
+	c.program(p)
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return c.errs
 }
 
 func (c *checker) mapDecl(mp *Map, progs map[string]bool) {

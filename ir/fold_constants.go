@@ -138,6 +138,10 @@ func evalOp(op *Op, operand func(Operand) (int64, bool)) (int64, bool) {
 	return 0, false
 }
 
+// EvalCond reports whether a TermBranch with condition c goes to Then when
+// its operands are a and b, as foldNodeConstants decides it.
+func EvalCond(c Cond, a, b int64) bool { return evalCond(c, a, b) }
+
 // evalCond evaluates a TermBranch comparison on known operands.
 func evalCond(c Cond, a, b int64) bool {
 	ua, ub := uint64(a), uint64(b)

@@ -2,6 +2,7 @@ package ir
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -71,6 +72,96 @@ const posColumnMax = 56
 
 type printer struct {
 	w io.Writer
+
+	// memo remembers the text of ops, terminators and positions already
+	// formatted in this module: a node's programs repeat the same code
+	// many times over. It is keyed by everything formatOp (formatTerm)
+	// reads, so the text is the same as formatting again.
+	memo    map[string]memoLine
+	posMemo map[Pos]string
+	key     []byte
+}
+
+// memoLine is a formatted op or terminator, indented, with its length in
+// runes.
+type memoLine struct {
+	text  string
+	runes int
+}
+
+// opLine returns op's line text (indented), from the memo when an op with
+// the same fields was formatted before.
+func (p *printer) opLine(op *Op) memoLine {
+	k := append(p.key[:0], 'o', byte(op.Kind), byte(op.Type), byte(op.Size))
+	k = binary.AppendVarint(k, int64(op.Dst))
+	k = binary.AppendVarint(k, int64(op.Off))
+	k = binary.AppendVarint(k, op.Imm)
+	k = appendKeyString(k, op.Sym)
+	k = binary.AppendUvarint(k, uint64(len(op.Args)))
+	for _, a := range op.Args {
+		k = appendKeyOperand(k, a)
+	}
+	p.key = k
+	return p.line(k, func() string { return formatOp(op) })
+}
+
+// termLine is opLine for a terminator.
+func (p *printer) termLine(t *Term) memoLine {
+	k := append(p.key[:0], 't', byte(t.Kind), byte(t.Cond))
+	k = binary.AppendVarint(k, int64(t.A))
+	k = appendKeyOperand(k, t.B)
+	k = binary.AppendVarint(k, t.Imm)
+	k = appendKeyString(k, t.Sym)
+	k = appendKeyString(k, t.Target)
+	k = appendKeyString(k, t.Then)
+	k = appendKeyString(k, t.Else)
+	p.key = k
+	return p.line(k, func() string { return formatTerm(t) })
+}
+
+func (p *printer) line(k []byte, format func() string) memoLine {
+	if l, ok := p.memo[string(k)]; ok {
+		return l
+	}
+	if p.memo == nil {
+		p.memo = make(map[string]memoLine)
+	}
+	text := "  " + format()
+	l := memoLine{text: text, runes: utf8.RuneCountInString(text)}
+	p.memo[string(k)] = l
+	return l
+}
+
+func appendKeyString(k []byte, s string) []byte {
+	k = binary.AppendUvarint(k, uint64(len(s)))
+	return append(k, s...)
+}
+
+func appendKeyOperand(k []byte, o Operand) []byte {
+	if o.IsConst {
+		return binary.AppendVarint(append(k, 'c'), o.Const)
+	}
+	return binary.AppendVarint(append(k, 'v'), int64(o.Value))
+}
+
+// pos formats pos, from the memo when it was formatted before.
+func (p *printer) pos(pos Pos) string {
+	if s, ok := p.posMemo[pos]; ok {
+		return s
+	}
+	if p.posMemo == nil {
+		p.posMemo = make(map[Pos]string)
+	}
+	s := formatPos(pos)
+	p.posMemo[pos] = s
+	return s
+}
+
+// write writes strings without formatting them.
+func (p *printer) write(ss ...string) {
+	for _, s := range ss {
+		io.WriteString(p.w, s)
+	}
 }
 
 func (p *printer) printf(format string, args ...any) {
@@ -150,32 +241,36 @@ func (p *printer) program(prog *Program) {
 	// Format every line first so the position column can be aligned.
 	type line struct {
 		label string // a block label line when set
-		text  string
+		text  memoLine
 		pos   Pos
 	}
 	var lines []line
 	width := 0
-	add := func(text string, pos Pos) {
-		text = "  " + text
+	add := func(text memoLine, pos Pos) {
 		lines = append(lines, line{text: text, pos: pos})
-		if n := utf8.RuneCountInString(text); n <= posColumnMax {
+		if n := text.runes; n <= posColumnMax {
 			width = max(width, n)
 		}
 	}
 	for _, b := range prog.Blocks {
 		lines = append(lines, line{label: quoteName(b.Label) + ":"})
 		for _, op := range b.Ops {
-			add(formatOp(op), op.Pos)
+			add(p.opLine(op), op.Pos)
 		}
-		add(formatTerm(&b.Term), b.Term.Pos)
+		add(p.termLine(&b.Term), b.Term.Pos)
 	}
+	spaces := strings.Repeat(" ", posColumnMax+2)
 	for _, l := range lines {
 		if l.label != "" {
-			p.printf("%s\n", l.label)
+			p.write(l.label, "\n")
 			continue
 		}
-		pad := max(width-utf8.RuneCountInString(l.text), 0) + 2
-		p.printf("%s%s%s\n", l.text, strings.Repeat(" ", pad), formatPos(l.pos))
+		pad := max(width-l.text.runes, 0) + 2
+		if pad <= len(spaces) {
+			p.write(l.text.text, spaces[:pad], p.pos(l.pos), "\n")
+		} else {
+			p.write(l.text.text, strings.Repeat(" ", pad), p.pos(l.pos), "\n")
+		}
 	}
 }
 
