@@ -46,8 +46,11 @@ const (
 // compiles each, loads every node's programs into the kernel, and sends
 // random and adversarial probes through them with BPF_PROG_TEST_RUN and
 // through the reference evaluator. At every side a packet crosses (egress
-// at the source endpoint, ingress at the destination endpoint) both must
-// pass or drop it, decided by the same rule, default or header check.
+// at the source endpoint, the host firewall of the nodes it leaves and
+// arrives at by their devices, ingress at the destination endpoint) both
+// must pass or drop it, decided by the same rule, default or header check.
+// Replies and ICMP errors about earlier packets of a probe are held to the
+// connection model of randpolicy.Compare.
 //
 // A disagreement is minimised (policies, rules, peers, ports, labels,
 // endpoints and packet options dropped while the same kind of disagreement
@@ -55,8 +58,9 @@ const (
 // its kind, unless a case of that kind is saved already; the test fails
 // naming the file.
 //
-// Frames shorter than Ethernet + IPv4 header are never generated: the
-// kernel refuses to test-run such tc frames, so they cannot be compared.
+// Frames shorter than Ethernet + IPv4 (or IPv6) header are never
+// generated: the kernel refuses to test-run such tc frames, so they cannot
+// be compared.
 func TestDifferential(t *testing.T) {
 	testenv.RequireKernel(t)
 	seeds, err := parseSeeds(envOr("EBPFC_DIFF_SEEDS", defaultDiffSeeds))
@@ -147,6 +151,13 @@ func TestDifferential(t *testing.T) {
 			t.Logf("%s: minimised in %d compiles", path, calls)
 			k.saved = path
 		}
+		stray, err := kd.strayCounts()
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		for _, x := range stray {
+			t.Errorf("seed %d: %s", seed, x)
+		}
 		kd.close()
 	}
 	t.Logf("%d configs, %d probes (%d packet × side steps), %d disagreements of %d kinds", configs, probes, steps, disagreements, len(kinds))
@@ -228,8 +239,12 @@ type differentialDatapath struct {
 }
 
 type differentialNode struct {
-	dp        *runtime.Datapath
-	cookies   map[uint32]lower.Cookie
+	dp      *runtime.Datapath
+	cookies map[uint32]lower.Cookie
+	// cookieIDs are the manifest's cookies, the rule_stats entries read
+	// around each run; strayCounts checks the others once per
+	// configuration.
+	cookieIDs []uint32
 	reasons   []string
 	ruleStats *ebpf.Map
 	dropStats *ebpf.Map
@@ -264,7 +279,9 @@ func loadDifferential(cfg *model.Config) (*differentialDatapath, error) {
 		kd.nodes[a.Node] = n
 		for _, c := range a.Manifest.Cookies {
 			n.cookies[c.ID] = c.Cookie
+			n.cookieIDs = append(n.cookieIDs, c.ID)
 		}
+		slices.Sort(n.cookieIDs)
 		for _, m := range a.Manifest.Maps {
 			switch {
 			case m.Sync, m.Name == "rule_stats", m.Name == "drop_stats", m.Type == "prog_array", m.Type == "ringbuf":
@@ -320,15 +337,20 @@ func (kd *differentialDatapath) compare(ref *reference.Evaluator, p randpolicy.P
 // run runs frame through a side's program and says what decided: the rule
 // cookie it counted the packet against, or else the drop reason.
 func (kd *differentialDatapath) run(s randpolicy.Side, frame []byte) (randpolicy.Outcome, error) {
-	n := kd.nodes[s.Endpoint.Node]
+	n := kd.nodes[s.NodeName()]
 	if n == nil {
-		return randpolicy.Outcome{}, fmt.Errorf("no datapath for node %s", s.Endpoint.Node)
+		return randpolicy.Outcome{}, fmt.Errorf("no datapath for node %s", s.NodeName())
 	}
 	prog := n.dp.Collection.Programs[s.Program()]
-	if prog == nil {
-		return randpolicy.Outcome{}, fmt.Errorf("node %s has no program %s", s.Endpoint.Node, s.Program())
+	if prog == nil && s.Host() {
+		// A host that no policy enforces gets no host firewall: its
+		// packets pass its devices unjudged.
+		return randpolicy.Outcome{Pass: true, Decider: randpolicy.DecidedOpen, Detail: "no program"}, nil
 	}
-	rules0, err := packetCounts(n.ruleStats)
+	if prog == nil {
+		return randpolicy.Outcome{}, fmt.Errorf("node %s has no program %s", s.NodeName(), s.Program())
+	}
+	rules0, err := cookieCounts(n.ruleStats, n.cookieIDs)
 	if err != nil {
 		return randpolicy.Outcome{}, err
 	}
@@ -340,7 +362,7 @@ func (kd *differentialDatapath) run(s randpolicy.Side, frame []byte) (randpolicy
 	if err != nil {
 		return randpolicy.Outcome{}, fmt.Errorf("test run of %d bytes: %w", len(frame), err)
 	}
-	rules1, err := packetCounts(n.ruleStats)
+	rules1, err := cookieCounts(n.ruleStats, n.cookieIDs)
 	if err != nil {
 		return randpolicy.Outcome{}, err
 	}
@@ -359,7 +381,7 @@ func (kd *differentialDatapath) run(s randpolicy.Side, frame []byte) (randpolicy
 	var counted []uint32
 	for i := range rules1 {
 		if rules1[i] != rules0[i] {
-			counted = append(counted, uint32(i))
+			counted = append(counted, n.cookieIDs[i])
 		}
 	}
 	var reasons []string
@@ -388,6 +410,45 @@ func (kd *differentialDatapath) run(s randpolicy.Side, frame []byte) (randpolicy
 		o.Decider = fmt.Sprintf("cookies %v", counted)
 	}
 	return o, nil
+}
+
+// cookieCounts reads the packet counters of the given entries of a per-CPU
+// stats map, summed over CPUs, in the order of ids. Reading a few dozen
+// entries around every run costs far less than reading rule_stats whole
+// (an entry for every possible endpoint index's default denies); a count
+// against a cookie the manifest does not list shows in strayCounts.
+func cookieCounts(m *ebpf.Map, ids []uint32) ([]uint64, error) {
+	out := make([]uint64, len(ids))
+	var vals []struct{ Packets, Bytes uint64 }
+	for i, id := range ids {
+		if err := m.Lookup(id, &vals); err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", m.String(), id, err)
+		}
+		for _, v := range vals {
+			out[i] += v.Packets
+		}
+	}
+	return out, nil
+}
+
+// strayCounts reports, per node, the rule_stats entries that counted
+// packets but are no cookie of the manifest: a program counting against a
+// cookie no rule has.
+func (kd *differentialDatapath) strayCounts() ([]string, error) {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(kd.nodes)) {
+		n := kd.nodes[name]
+		all, err := packetCounts(n.ruleStats)
+		if err != nil {
+			return nil, err
+		}
+		for id, c := range all {
+			if _, ok := n.cookies[uint32(id)]; c != 0 && !ok {
+				out = append(out, fmt.Sprintf("node %s: %d packets counted against cookie %d, which the manifest does not list", name, c, id))
+			}
+		}
+	}
+	return out, nil
 }
 
 // packetCounts reads the packet counters of a per-CPU stats map (a u64

@@ -176,6 +176,12 @@ func (d *decoder) prefixes(v cue.Value, path []string) []netip.Prefix {
 
 // parsePrefix parses a CIDR and insists that its host bits are zero, since
 // "10.0.0.1/8" is more often a typo than a way of writing 10.0.0.0/8.
+//
+// A prefix of IPv4-mapped IPv6 addresses (::ffff:a.b.c.d/n, n >= 96) means
+// the IPv4 prefix a.b.c.d/(n-96): the datapath sees IPv4 packets as IPv4,
+// and keys IPv4 prefixes in the ipcache by their mapped form, so the two
+// spellings must be one prefix (otherwise ::ffff:0:0/96 and 0.0.0.0/0 would
+// be two ipcache entries with one key).
 func parsePrefix(s string) (netip.Prefix, string) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
@@ -183,6 +189,9 @@ func parsePrefix(s string) (netip.Prefix, string) {
 	}
 	if m := p.Masked(); m != p {
 		return m, fmt.Sprintf("CIDR %s has host bits set; did you mean %s?", s, m)
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
 	return p, ""
 }

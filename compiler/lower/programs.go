@@ -243,7 +243,12 @@ type l3 struct {
 	fragID       ir.Value // the identification, as the fragment key holds it
 	first        ir.Value // first&firstMask is non-zero for a first fragment
 	firstMask    int64
-	dispatch     string
+	// fragProto, when set, is the protocol a first fragment is remembered
+	// under: an IPv6 fragment header's next header, which is what a later
+	// fragment carries, when other extension headers follow it. Otherwise
+	// proto.
+	fragProto *ir.Operand
+	dispatch  string
 }
 
 // entryProgram is the program attached to an endpoint's device in one
@@ -366,7 +371,9 @@ func (l *lowering) entryProgram(name string, ep *model.Endpoint, dir direction, 
 // the offset of the next header from the IPv6 header, cb1 its type, cb3 the
 // more-fragments flag of a fragment header (non-zero: a first fragment),
 // cb4 its identification. The transport parsing then overwrites them with
-// the layout the policy program reads.
+// the layout the policy program reads. A first fragment's cb3 also holds
+// its fragment header's next header in bits 16-23: the protocol its record
+// in the fragments map is keyed by, as its later fragments carry it.
 func (l *lowering) ipv6Entry(pb *ir.ProgramBuilder, name string, ep *model.Endpoint, dir direction, enforced bool, ctx, data, end ir.Value, pi *packetInfo, slot int64, target string, pos source.Pos) {
 	v6 := pb.Block("ipv6")
 	v6.Bounds(pos, data, ethHLen+ipv6HLen, end, "ip6", "malformed")
@@ -468,7 +475,9 @@ func (l *lowering) ipv6Entry(pb *ir.ProgramBuilder, name string, ep *model.Endpo
 		fh.Branch(pos, ir.Ne, fo, ir.C(0), "v6_later_fragment", frag+"_first")
 		ff := pb.Block(frag + "_first")
 		more := ff.And(pos, ir.V(fw), ir.C(be16(1)))
-		ff.CtxStore(pos, ctx, "cb3", ir.V(more))
+		fnx16 := ff.Shl(pos, ir.V(fnx), ir.C(16))
+		fstate := ff.Or(pos, ir.V(more), ir.V(fnx16))
+		ff.CtxStore(pos, ctx, "cb3", ir.V(fstate))
 		foff := ff.Add(pos, ir.V(off), ir.C(8))
 		ff.CtxStore(pos, ctx, "cb0", ir.V(foff))
 		ff.Jump(pos, next)
@@ -484,12 +493,13 @@ func (l *lowering) ipv6Entry(pb *ir.ProgramBuilder, name string, ep *model.Endpo
 	nx := tr.CtxLoad(pos, ctx, "cb1")
 	first := tr.CtxLoad(pos, ctx, "cb3")
 	fid := tr.CtxLoad(pos, ctx, "cb4")
+	fproto := ir.V(tr.Shr(pos, ir.V(first), ir.C(16)))
 	tr.Branch(pos, ir.Gt, off, ir.C(maxIPv6L4Off), "malformed", "v6_transport_in")
 	ti := pb.Block("v6_transport_in")
 	ob := ti.And(pos, ir.V(off), ir.C(0x3ff))
 	l4len := ti.Sub(pos, ir.V(total), ir.V(ob))
 	l4 := ti.PacketAdd(pos, data, ob, 0x3ff)
-	h6 := &l3{prefix: "v6_", family: 6, saddr: saddr, daddr: daddr, proto: nx, fragID: fid, first: first, firstMask: be16(1), dispatch: "v6_dispatch"}
+	h6 := &l3{prefix: "v6_", family: 6, saddr: saddr, daddr: daddr, proto: nx, fragID: fid, first: first, firstMask: be16(1), fragProto: &fproto, dispatch: "v6_dispatch"}
 	l.transport(pb, ti, ctx, end, l4, ob, l4len, h6, pos)
 
 	disp := pb.Block("v6_dispatch")
@@ -714,7 +724,11 @@ func (l *lowering) recordFragment(pb *ir.ProgramBuilder, b *ir.BlockBuilder, ctx
 	r := pb.Block(label + "_first_fragment")
 	ports := r.CtxLoad(pos, ctx, "cb0")
 	pol := r.CtxLoad(pos, ctx, "cb1")
-	key := append(append(append([]ir.Operand{}, h.saddr[:]...), h.daddr[:]...), ir.V(h.fragID), ir.V(h.proto), ir.C(0), ir.C(0))
+	proto := ir.V(h.proto)
+	if h.fragProto != nil {
+		proto = *h.fragProto
+	}
+	key := append(append(append([]ir.Operand{}, h.saddr[:]...), h.daddr[:]...), ir.V(h.fragID), proto, ir.C(0), ir.C(0))
 	r.MapUpdate(pos, fragMap, 0, append(key, ir.V(ports), ir.V(pol))...)
 	r.Jump(pos, h.dispatch)
 }

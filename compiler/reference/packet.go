@@ -254,10 +254,10 @@ func parseIPv6(b []byte) parsed {
 		switch next {
 		case ip6HopByHop, ip6Routing, ip6DestOpts, ip6Fragment:
 			if hdrs == maxIPv6ExtHeaders {
-				return malformed("more than %d IPv6 extension headers", maxIPv6ExtHeaders)
+				return p.malformed("more than %d IPv6 extension headers", maxIPv6ExtHeaders)
 			}
 			if off := 40 + plen - len(payload); off > maxIPv6TransportOffset {
-				return malformed("IPv6 extension header at offset %d, beyond %d", off, maxIPv6TransportOffset)
+				return p.malformed("IPv6 extension header at offset %d, beyond %d", off, maxIPv6TransportOffset)
 			}
 		}
 		switch next {
@@ -294,7 +294,7 @@ func parseIPv6(b []byte) parsed {
 	}
 	p.flow.Protocol = next
 	if off := 40 + plen - len(payload); off > maxIPv6TransportOffset {
-		return malformed("IPv6 transport header at offset %d, beyond %d", off, maxIPv6TransportOffset)
+		return p.malformed("IPv6 transport header at offset %d, beyond %d", off, maxIPv6TransportOffset)
 	}
 	return transport(p, payload)
 }

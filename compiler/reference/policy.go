@@ -294,15 +294,25 @@ func cidrMatches(c *model.CIDRPeer, pr peer) bool {
 	if pr.class != classWorld {
 		return false
 	}
-	if !c.CIDR.Contains(pr.addr) {
+	if !normPrefix(c.CIDR).Contains(pr.addr) {
 		return false
 	}
 	for _, x := range c.Except {
-		if x.Contains(pr.addr) {
+		if normPrefix(x).Contains(pr.addr) {
 			return false
 		}
 	}
 	return true
+}
+
+// normPrefix makes a prefix of IPv4-mapped IPv6 addresses
+// (::ffff:a.b.c.d/96 and longer) the IPv4 prefix it stands for, as norm
+// does for addresses: otherwise it could contain no normalised address.
+func normPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 func entityMatches(ent model.Entity, c peerClass) bool {

@@ -2,6 +2,8 @@ package randpolicy
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ebpfc/ebpfc/compiler/model"
@@ -90,8 +92,13 @@ func ReferenceOutcome(v reference.Verdict) Outcome {
 		o.Decider = RuleDecider(d.Kind.String(), d.Policy, d.Direction.String(), d.Rule)
 	case reference.KindDefaultDeny:
 		o.Decider = DecidedDefaultDeny
-	case reference.KindOpen, reference.KindExempt:
+	case reference.KindOpen, reference.KindExempt, reference.KindNotHost:
+		// A packet that is not the host's passes the host firewall
+		// uncounted, as an open subject's does.
 		o.Decider = DecidedOpen
+		if d.Kind != reference.KindOpen {
+			o.Detail = d.Kind.String()
+		}
 	default:
 		o.Decider, o.Detail = DecidedHeader, d.Kind.String()
 	}
@@ -99,15 +106,43 @@ func ReferenceOutcome(v reference.Verdict) Outcome {
 }
 
 // Side is one program a probe's packets cross: the egress program of the
-// source endpoint or the ingress program of the destination endpoint.
+// source endpoint, the ingress program of the destination endpoint, or the
+// host firewall of a node the packet leaves or arrives at by its devices.
 type Side struct {
-	Endpoint *model.Endpoint
+	Endpoint *model.Endpoint // nil for the host firewall
+	Node     *model.Node     // the host, for the host firewall
 	Dir      reference.Direction
 }
 
+// Host reports whether the side is a node's host firewall.
+func (s Side) Host() bool { return s.Endpoint == nil }
+
+// NodeName is the node whose datapath runs the side's program.
+func (s Side) NodeName() string {
+	if s.Host() {
+		return s.Node.Name
+	}
+	return s.Endpoint.Node
+}
+
+// Subject names who the side decides for: "namespace/name" or "node:NAME".
+func (s Side) Subject() string {
+	if s.Host() {
+		return "node:" + s.Node.Name
+	}
+	return s.Endpoint.ID()
+}
+
 // Program returns the name of the side's program: from_NS_NAME for egress,
-// to_NS_NAME for ingress (names of generated configs need no escaping).
+// to_NS_NAME for ingress (names of generated configs need no escaping),
+// host_egress and host_ingress for the host firewall.
 func (s Side) Program() string {
+	if s.Host() {
+		if s.Dir == reference.Egress {
+			return "host_egress"
+		}
+		return "host_ingress"
+	}
 	prefix := "to_"
 	if s.Dir == reference.Egress {
 		prefix = "from_"
@@ -115,16 +150,77 @@ func (s Side) Program() string {
 	return prefix + s.Endpoint.Namespace + "_" + s.Endpoint.Name
 }
 
-// Sides returns the sides of probe p in cfg, in the order a packet
-// crosses them: egress at the source when it is an endpoint, then ingress
-// at the destination when it is one.
-func Sides(e *reference.Evaluator, p Probe) []Side {
-	var out []Side
-	if ep := e.Endpoint(p.Src()); ep != nil {
-		out = append(out, Side{ep, reference.Egress})
+// Judge asks the reference evaluator about frame at the side.
+func (s Side) Judge(e *reference.Evaluator, frame []byte) reference.Verdict {
+	if s.Host() {
+		return e.HostPacket(s.Node, s.Dir, frame)
 	}
-	if ep := e.Endpoint(p.Dst()); ep != nil {
-		out = append(out, Side{ep, reference.Ingress})
+	return e.Packet(s.Endpoint, s.Dir, frame)
+}
+
+// tracks reports whether the side's subject has programs that track
+// connections: it is enforced in one direction at least (an open
+// direction of such a subject tracks the connections it lets out, so that
+// the enforced one lets their replies in). A subject open both ways has no
+// programs, and no replies to let in.
+func (s Side) tracks(e *reference.Evaluator) bool {
+	for _, dir := range []reference.Direction{reference.Ingress, reference.Egress} {
+		var v reference.Verdict
+		if s.Host() {
+			if dir == reference.Ingress {
+				v = e.HostIngress(s.Node, reference.Flow{})
+			} else {
+				v = e.HostEgress(s.Node, reference.Flow{})
+			}
+		} else {
+			v = e.Judge(s.Endpoint, dir, reference.Flow{})
+		}
+		if v.Enforced {
+			return true
+		}
+	}
+	return false
+}
+
+// Sides returns the sides of probe p's first packet.
+func Sides(e *reference.Evaluator, p Probe) []Side {
+	return sidesOf(e, p.Src(), p.Dst())
+}
+
+// sidesOf returns the sides a packet from src to dst crosses, in order:
+// egress at the source when it is an endpoint; the host firewall's egress
+// on the node the packet leaves (the source endpoint's node, or the node
+// whose address the source is), and its ingress on the node it arrives at
+// (likewise for the destination), unless both are one node, where the
+// packet does not cross the node's devices; ingress at the destination
+// when it is an endpoint. A packet of a world address enters no node by
+// its devices here but the destination's, and leaves none but the
+// source's.
+func sidesOf(e *reference.Evaluator, src, dst netip.Addr) []Side {
+	nodes := map[string]*model.Node{}
+	for _, n := range e.Config().Nodes {
+		nodes[n.Name] = n
+	}
+	srcEP, dstEP := e.Endpoint(src), e.Endpoint(dst)
+	from, to := e.Node(src), e.Node(dst)
+	if srcEP != nil {
+		from = nodes[srcEP.Node]
+	}
+	if dstEP != nil {
+		to = nodes[dstEP.Node]
+	}
+	var out []Side
+	if srcEP != nil {
+		out = append(out, Side{Endpoint: srcEP, Dir: reference.Egress})
+	}
+	if from != nil && from != to {
+		out = append(out, Side{Node: from, Dir: reference.Egress})
+	}
+	if to != nil && to != from {
+		out = append(out, Side{Node: to, Dir: reference.Ingress})
+	}
+	if dstEP != nil {
+		out = append(out, Side{Endpoint: dstEP, Dir: reference.Ingress})
 	}
 	return out
 }
@@ -145,7 +241,16 @@ func (s Step) String() string {
 	if !s.Agrees() {
 		mark = "≠ "
 	}
-	return fmt.Sprintf("%spacket %d %s: reference %s, kernel %s", mark, s.Packet+1, s.Side.Program(), s.Reference, s.Kernel)
+	return fmt.Sprintf("%spacket %d %s%s: reference %s, kernel %s", mark, s.Packet+1, s.Side.Program(), s.where(), s.Reference, s.Kernel)
+}
+
+// where names the node of a host side, whose program names are the same on
+// every node.
+func (s Step) where() string {
+	if s.Side.Host() {
+		return "@" + s.Side.Node.Name
+	}
+	return ""
 }
 
 // Runner runs one frame through one side's compiled program.
@@ -155,17 +260,40 @@ type Runner func(s Side, frame []byte) (Outcome, error)
 // evaluator and through run, side by side. A packet stops at the first side
 // that drops it in either. The evaluator's fragment table is emptied first,
 // as the caller must empty the datapath's state.
+//
+// The reference evaluator judges packets one by one; connections are
+// modelled here, from docs/policy.md "Connections": the first packet of a
+// connection that passes a side whose subject tracks connections (see
+// Side.tracks) is remembered for that subject and direction, and at a side
+// where policy would decide, a packet of the reversed connection (a reply)
+// or an ICMP error quoting the connection's packet passes unjudged and
+// uncounted, as an open side's packet does. Only packets whose headers are
+// sound and that are not fragments start a connection; the quoted packet's
+// connection is known from its ports, or an echo's identifier (0 here).
 func Compare(e *reference.Evaluator, p Probe, run Runner) ([]Step, error) {
 	e.ForgetFragments()
-	sides := Sides(e, p)
 	var steps []Step
+	ct := tracker{}
 	for i, pk := range p.Packets {
-		frame, err := pk.Frame()
+		frame, err := p.Frame(i)
 		if err != nil {
 			return nil, err
 		}
+		sides := sidesOf(e, pk.Src, pk.Dst)
 		for _, s := range sides {
-			ref := ReferenceOutcome(e.Packet(s.Endpoint, s.Dir, frame))
+			v := s.Judge(e, frame)
+			ref := ReferenceOutcome(v)
+			conn, connOK := connectionOf(pk, frame)
+			policy := v.Decider.Kind == reference.KindAllow || v.Decider.Kind == reference.KindDeny || v.Decider.Kind == reference.KindDefaultDeny
+			related := false
+			if policy && connOK {
+				switch {
+				case ct[ctEntry{s.Subject(), other(s.Dir), conn.reversed()}]:
+					ref, related = Outcome{Pass: true, Decider: DecidedOpen, Detail: "reply"}, true
+				case pk.Quote != 0 && ct.relates(p.Packets[pk.Quote-1], s):
+					ref, related = Outcome{Pass: true, Decider: DecidedOpen, Detail: "related"}, true
+				}
+			}
 			k, err := run(s, frame)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", pk, s.Program(), err)
@@ -174,9 +302,71 @@ func Compare(e *reference.Evaluator, p Probe, run Runner) ([]Step, error) {
 			if !ref.Pass || !k.Pass {
 				break
 			}
+			if connOK && !related && (policy || v.Decider.Kind == reference.KindOpen) && s.tracks(e) {
+				ct[ctEntry{s.Subject(), s.Dir, conn}] = true
+			}
 		}
 	}
 	return steps, nil
+}
+
+// connTuple is a connection as its first packet carried it.
+type connTuple struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	proto        uint8
+}
+
+func (c connTuple) reversed() connTuple {
+	return connTuple{c.dst, c.src, c.dport, c.sport, c.proto}
+}
+
+// ctEntry is a connection seen by a subject in a direction.
+type ctEntry struct {
+	subject string
+	dir     reference.Direction
+	conn    connTuple
+}
+
+type tracker map[ctEntry]bool
+
+func other(d reference.Direction) reference.Direction {
+	if d == reference.Egress {
+		return reference.Ingress
+	}
+	return reference.Egress
+}
+
+// connectionOf returns the connection of packet pk (frame): its addresses,
+// ports (none for ICMP, whose echo identifier is 0 here, and for other
+// protocols) and protocol. ok is false for a packet that starts no
+// connection: malformed, a fragment, not IP, or neighbour discovery.
+func connectionOf(pk Packet, frame []byte) (connTuple, bool) {
+	f, isIP, err := reference.ParseFrame(frame)
+	if !isIP || err != nil || pk.MF || pk.Frag != 0 || slices.Contains(pk.Ext, "frag") {
+		return connTuple{}, false
+	}
+	if pk.IPv6() && pk.Kind == "icmp" && pk.Type >= 133 && pk.Type <= 137 {
+		return connTuple{}, false
+	}
+	return connTuple{f.Src, f.Dst, f.SrcPort, f.DstPort, f.Protocol}, true
+}
+
+// relates reports whether an ICMP error quoting packet q, at side s, is
+// about a connection s's subject tracks: q's connection seen the other
+// way, or q's reversed this way. Only a quoted transport header with
+// ports, or an echo, names a connection.
+func (ct tracker) relates(q Packet, s Side) bool {
+	frame, err := q.Frame()
+	if err != nil {
+		return false
+	}
+	conn, ok := connectionOf(q, frame)
+	echo := q.Kind == "icmp" && (q.Type == 8 || q.Type == 0 || q.Type == 128 || q.Type == 129)
+	if !ok || !(q.hasPorts() || echo) {
+		return false
+	}
+	return ct[ctEntry{s.Subject(), other(s.Dir), conn}] || ct[ctEntry{s.Subject(), s.Dir, conn.reversed()}]
 }
 
 // FirstDisagreement returns the index of the first step whose outcomes
@@ -195,12 +385,28 @@ func FirstDisagreement(steps []Step) int {
 // Disagreements with the same signature are most likely the same bug.
 //
 // The shape is "later-fragment", or, for a frame the reference finds
-// malformed, the header fields the probe changed ("trunc", "totlen", …), or
-// else "packet". For the first two,
-// when the verdicts differ, only the verdicts are named (which rule let the
-// packet through is beside the point of a header problem).
+// malformed, the header fields the probe changed ("trunc", "totlen", "ext",
+// …), or else "packet"; in front of it come "host" for the host firewall,
+// "ipv6" for an IPv6 packet, and "reply" or "related" for a packet that
+// goes the other way (an ICMP error quoting an earlier one is related).
+// For shapes other than "packet", when the verdicts differ, only the
+// verdicts are named (which rule let the packet through is beside the
+// point of a header problem).
 func Signature(p Probe, s Step) string {
 	pk := p.Packets[s.Packet]
+	var prefix []string
+	if s.Side.Host() {
+		prefix = append(prefix, "host")
+	}
+	if pk.IPv6() {
+		prefix = append(prefix, "ipv6")
+	}
+	switch {
+	case pk.Quote != 0:
+		prefix = append(prefix, "related")
+	case pk.Src != p.Src():
+		prefix = append(prefix, "reply")
+	}
 	var shape []string
 	switch {
 	case pk.Frag != 0:
@@ -211,7 +417,8 @@ func Signature(p Probe, s Step) string {
 			name string
 		}{
 			{pk.Trunc > 0, "trunc"}, {pk.IHL >= 0, "ihl"}, {pk.Ver >= 0, "ver"},
-			{pk.TotLen >= 0, "totlen"}, {pk.TCPOff >= 0, "tcpoff"},
+			{pk.TotLen >= 0, "totlen"}, {pk.PLen >= 0, "plen"}, {pk.TCPOff >= 0, "tcpoff"},
+			{len(pk.Ext) > 0, "ext"},
 		} {
 			if m.on {
 				shape = append(shape, m.name)
@@ -231,7 +438,7 @@ func Signature(p Probe, s Step) string {
 		}
 		return v + "-" + o.Kind()
 	}
-	return fmt.Sprintf("%s_ref-%s_kernel-%s", strings.Join(shape, "-"), verdict(s.Reference), verdict(s.Kernel))
+	return fmt.Sprintf("%s_ref-%s_kernel-%s", strings.Join(append(prefix, shape...), "-"), verdict(s.Reference), verdict(s.Kernel))
 }
 
 // referenceMalformed reports whether the reference finds pk's frame

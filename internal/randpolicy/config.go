@@ -29,8 +29,8 @@ import (
 // Config is a generated configuration: a cluster with nodes, namespaces and
 // endpoints, policies, and settings.
 type Config struct {
-	PodCIDR    netip.Prefix
-	APIServer  netip.Addr // zero when the cluster lists none
+	PodCIDRs   []netip.Prefix
+	APIServer  []netip.Addr // none, or an IPv4 and maybe an IPv6 address
 	Nodes      []Node
 	Namespaces []Namespace
 	Endpoints  []Endpoint
@@ -41,10 +41,14 @@ type Config struct {
 	Audit       bool
 }
 
-// Node is a node with one IPv4 address.
+// Node is a node with an IPv4 address, and an IPv6 one on some, labels
+// for nodeSelectors and, when Devices is set, the device "eth0" the host
+// firewall attaches to.
 type Node struct {
-	Name string
-	Addr netip.Addr
+	Name    string
+	Addrs   []netip.Addr
+	Labels  []Label
+	Devices bool
 }
 
 // Namespace is a namespace with labels.
@@ -57,11 +61,11 @@ type Namespace struct {
 // text written is deterministic and a minimiser can drop one.
 type Label struct{ Key, Value string }
 
-// Endpoint is a pod with one IPv4 address.
+// Endpoint is a pod with an IPv4 address, an IPv6 address, or both.
 type Endpoint struct {
 	Namespace, Name string
 	Node            string
-	Addr            netip.Addr
+	Addrs           []netip.Addr
 	Labels          []Label
 	NamedPorts      []NamedPort
 }
@@ -76,10 +80,13 @@ type NamedPort struct {
 	Protocol string // TCP, UDP or SCTP
 }
 
-// Policy is a namespaced policy (Namespace set) or a cluster-wide one.
+// Policy is a namespaced policy (Namespace set) or a cluster-wide one. A
+// cluster-wide policy with Host set selects nodes: Selector is written as
+// its nodeSelector (matchLabels and matchExpressions only).
 type Policy struct {
 	Namespace   string // "" for clusterPolicies
 	Name        string
+	Host        bool
 	Selector    Selector
 	Audit       bool
 	Ingress     []Rule
@@ -145,22 +152,31 @@ type Port struct {
 	Quoted bool
 }
 
-// ICMP is one ICMP (IPv4) type with an optional code (Code < 0: none).
+// ICMP is one ICMP type with an optional code (Code < 0: none), of ICMPv6
+// when V6 is set.
 type ICMP struct {
 	Type uint8
 	Code int
+	V6   bool
 }
 
 // Clone returns a deep copy of c, so that a minimiser can change it.
 func (c *Config) Clone() *Config {
 	out := *c
-	out.Nodes = slices.Clone(c.Nodes)
+	out.PodCIDRs = slices.Clone(c.PodCIDRs)
+	out.APIServer = slices.Clone(c.APIServer)
+	out.Nodes = make([]Node, len(c.Nodes))
+	for i, n := range c.Nodes {
+		n.Addrs, n.Labels = slices.Clone(n.Addrs), slices.Clone(n.Labels)
+		out.Nodes[i] = n
+	}
 	out.Namespaces = make([]Namespace, len(c.Namespaces))
 	for i, ns := range c.Namespaces {
 		out.Namespaces[i] = Namespace{Name: ns.Name, Labels: slices.Clone(ns.Labels)}
 	}
 	out.Endpoints = make([]Endpoint, len(c.Endpoints))
 	for i, ep := range c.Endpoints {
+		ep.Addrs = slices.Clone(ep.Addrs)
 		ep.Labels = slices.Clone(ep.Labels)
 		ep.NamedPorts = slices.Clone(ep.NamedPorts)
 		out.Endpoints[i] = ep
@@ -246,13 +262,24 @@ func Load(files map[string][]byte) (*model.Config, error) {
 func (c *Config) clusterCUE() string {
 	var b strings.Builder
 	b.WriteString("package ebpfc\n\n")
-	fmt.Fprintf(&b, "cluster: {name: \"diff\", podCIDRs: [%q]", c.PodCIDR)
-	if c.APIServer.IsValid() {
-		fmt.Fprintf(&b, ", apiServer: [%q]", c.APIServer)
+	fmt.Fprintf(&b, "cluster: {name: \"diff\", podCIDRs: %s", quotedList(c.PodCIDRs))
+	if len(c.APIServer) > 0 {
+		fmt.Fprintf(&b, ", apiServer: %s", quotedList(c.APIServer))
 	}
 	b.WriteString("}\n")
 	for _, n := range c.Nodes {
-		fmt.Fprintf(&b, "nodes: %q: addresses: [%q]\n", n.Name, n.Addr)
+		if len(n.Labels) == 0 && !n.Devices {
+			fmt.Fprintf(&b, "nodes: %q: addresses: %s\n", n.Name, quotedList(n.Addrs))
+			continue
+		}
+		fmt.Fprintf(&b, "nodes: %q: {addresses: %s", n.Name, quotedList(n.Addrs))
+		if n.Devices {
+			b.WriteString(`, devices: ["eth0"]`)
+		}
+		if len(n.Labels) > 0 {
+			fmt.Fprintf(&b, ", labels: %s", labelsCUE(n.Labels))
+		}
+		b.WriteString("}\n")
 	}
 	for _, ns := range c.Namespaces {
 		if len(ns.Labels) == 0 {
@@ -263,7 +290,7 @@ func (c *Config) clusterCUE() string {
 	}
 	for _, ep := range c.Endpoints {
 		fmt.Fprintf(&b, "endpoints: %s: %s: {\n", ep.Namespace, ep.Name)
-		fmt.Fprintf(&b, "\tnode: %q, interface: %q, addresses: [%q]\n", ep.Node, "lxc-"+ep.Namespace+"-"+ep.Name, ep.Addr)
+		fmt.Fprintf(&b, "\tnode: %q, interface: %q, addresses: %s\n", ep.Node, "lxc-"+ep.Namespace+"-"+ep.Name, quotedList(ep.Addrs))
 		if len(ep.Labels) > 0 {
 			fmt.Fprintf(&b, "\tlabels: %s\n", labelsCUE(ep.Labels))
 		}
@@ -295,7 +322,11 @@ func (c *Config) policiesCUE() string {
 		} else {
 			fmt.Fprintf(&b, "policies: %s: %q: {\n", p.Namespace, p.Name)
 		}
-		fmt.Fprintf(&b, "\tendpointSelector: %s\n", p.Selector.cue())
+		sel := "endpointSelector"
+		if p.Host {
+			sel = "nodeSelector"
+		}
+		fmt.Fprintf(&b, "\t%s: %s\n", sel, p.Selector.cue())
 		if p.Audit {
 			b.WriteString("\taudit: true\n")
 		}
@@ -325,6 +356,15 @@ func (c *Config) policiesCUE() string {
 		b.WriteString("}\n")
 	}
 	return b.String()
+}
+
+// quotedList writes addresses or prefixes as a CUE list of strings.
+func quotedList[T fmt.Stringer](xs []T) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%q", x.String())
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 func labelsCUE(ls []Label) string {
@@ -416,6 +456,9 @@ func (r Rule) cue(prefix string) string {
 			is[i] = fmt.Sprintf("{type: %d", ic.Type)
 			if ic.Code >= 0 {
 				is[i] += fmt.Sprintf(", code: %d", ic.Code)
+			}
+			if ic.V6 {
+				is[i] += `, family: "IPv6"`
 			}
 			is[i] += "}"
 		}

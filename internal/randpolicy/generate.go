@@ -33,14 +33,34 @@ var (
 		"0.0.0.0/0", "203.0.113.0/24", "198.51.100.0/24", "198.51.0.0/16",
 		"8.8.8.0/24", "10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12", "100.64.0.0/10",
 	}
+	// cidrs6 are the IPv6 prefixes: documentation space outside the
+	// cluster, prefixes covering the pod and node addresses, NAT64 and the
+	// IPv4-mapped space (whose addresses stand for IPv4 ones).
+	cidrs6 = []string{
+		"::/0", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:ff::/64", "2001:db8::/127",
+		"fd00::/8", "fc00::/7", "64:ff9b::/96", "::ffff:0:0/96",
+	}
+	// icmp6Types are the ICMPv6 types rules name: the errors (1–4), echo
+	// request and reply, and neighbour discovery.
+	icmp6Types = []uint8{1, 2, 3, 4, 128, 129, 133, 135, 136}
 )
 
 // Fixed addresses of the generated cluster.
 var (
-	podCIDR       = netip.MustParsePrefix("10.0.0.0/16")
+	podCIDRs      = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16"), netip.MustParsePrefix("fd00::/64")}
 	apiServerAddr = netip.MustParseAddr("172.16.0.1")
+	// apiServerAddr6 is the API server's IPv6 address, on some clusters.
+	apiServerAddr6 = netip.MustParseAddr("fc00::a:1")
 	// UnmanagedAddr is inside the pod CIDR but no endpoint has it.
 	UnmanagedAddr = netip.MustParseAddr("10.0.250.9")
+	// UnmanagedAddr6 is inside the IPv6 pod CIDR but no endpoint has it.
+	UnmanagedAddr6 = netip.MustParseAddr("fd00::fa:9")
+)
+
+// Node labels, for nodeSelectors.
+var (
+	nodeLabelKeys   = []string{"role", "env"}
+	nodeLabelValues = map[string][]string{"role": {"worker", "infra"}, "env": {"prod", "dev"}}
 )
 
 // Generate returns the configuration of seed. The same seed gives the same
@@ -59,13 +79,24 @@ func (g *gen) chance(p float64) bool { return g.r.Float64() < p }
 func (g *gen) pick(xs []string) string { return xs[g.r.IntN(len(xs))] }
 
 func (g *gen) config() *Config {
-	c := &Config{PodCIDR: podCIDR}
+	c := &Config{PodCIDRs: podCIDRs}
 	if g.chance(0.7) {
-		c.APIServer = apiServerAddr
+		c.APIServer = []netip.Addr{apiServerAddr}
+		if g.chance(0.5) {
+			c.APIServer = append(c.APIServer, apiServerAddr6)
+		}
 	}
-	c.Nodes = []Node{
-		{Name: "node-1", Addr: netip.MustParseAddr("192.168.1.1")},
-		{Name: "node-2", Addr: netip.MustParseAddr("192.168.1.2")},
+	// Nodes have an IPv4 address and most an IPv6 one too.
+	for i := range 2 {
+		n := Node{
+			Name:   fmt.Sprintf("node-%d", i+1),
+			Addrs:  []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 1, byte(i + 1)})},
+			Labels: g.labels(nodeLabelKeys, nodeLabelValues, 0.6),
+		}
+		if g.chance(0.8) {
+			n.Addrs = append(n.Addrs, netip.AddrFrom16([16]byte{0: 0xfc, 15: byte(i + 1)}))
+		}
+		c.Nodes = append(c.Nodes, n)
 	}
 	nns := 2 + g.r.IntN(2)
 	for _, ns := range namespaces[:nns] {
@@ -84,8 +115,18 @@ func (g *gen) config() *Config {
 			Namespace: namespaces[nsi],
 			Name:      fmt.Sprintf("e%d", i),
 			Node:      c.Nodes[g.r.IntN(2)].Name,
-			Addr:      netip.AddrFrom4([4]byte{10, 0, byte(nsi + 1), byte(i + 1)}),
 			Labels:    g.labels(labelKeys, labelValues, 0.7),
+		}
+		// Dual-stack, IPv4 only or IPv6 only.
+		v4 := netip.AddrFrom4([4]byte{10, 0, byte(nsi + 1), byte(i + 1)})
+		v6 := netip.AddrFrom16([16]byte{0: 0xfd, 13: byte(nsi + 1), 15: byte(i + 1)})
+		switch x := g.r.IntN(10); {
+		case x < 5:
+			ep.Addrs = []netip.Addr{v4, v6}
+		case x < 8:
+			ep.Addrs = []netip.Addr{v4}
+		default:
+			ep.Addrs = []netip.Addr{v6}
 		}
 		for _, name := range namedPortNames {
 			if g.chance(0.4) {
@@ -99,6 +140,16 @@ func (g *gen) config() *Config {
 	npol := 2 + g.r.IntN(5)
 	for i := range npol {
 		c.Policies = append(c.Policies, g.policy(c, i))
+	}
+	// Some clusters protect their nodes too: cluster-wide policies with a
+	// nodeSelector, and every node lists the device they attach to.
+	if g.chance(0.35) {
+		for i := range 1 + g.r.IntN(2) {
+			c.Policies = append(c.Policies, g.hostPolicy(c, npol+i))
+		}
+		for i := range c.Nodes {
+			c.Nodes[i].Devices = true
+		}
 	}
 	switch x := g.r.IntN(20); {
 	case x < 2:
@@ -128,6 +179,33 @@ func (g *gen) policy(c *Config, i int) Policy {
 		p.Namespace = c.Namespaces[g.r.IntN(len(c.Namespaces))].Name
 	}
 	p.Selector = g.selector(c)
+	g.rules(c, &p)
+	return p
+}
+
+// hostPolicy returns a cluster-wide policy with a nodeSelector: often
+// empty (every node), else one or two terms over the node labels.
+func (g *gen) hostPolicy(c *Config, i int) Policy {
+	p := Policy{Name: fmt.Sprintf("host%d", i), Host: true}
+	if !g.chance(0.4) {
+		for range 1 + g.r.IntN(2)*g.r.IntN(2) {
+			if g.chance(0.6) {
+				k := g.pick(nodeLabelKeys)
+				if !slices.ContainsFunc(p.Selector.MatchLabels, func(l Label) bool { return l.Key == k }) {
+					p.Selector.MatchLabels = append(p.Selector.MatchLabels, Label{k, g.pick(nodeLabelValues[k])})
+				}
+			} else {
+				k := g.pick(nodeLabelKeys)
+				p.Selector.Expressions = append(p.Selector.Expressions, g.expressionOn(k, nodeLabelValues[k]))
+			}
+		}
+	}
+	g.rules(c, &p)
+	return p
+}
+
+// rules fills p's rule lists, each with some chance, and its audit flag.
+func (g *gen) rules(c *Config, p *Policy) {
 	p.Audit = g.chance(0.15)
 	lists := []*[]Rule{&p.Ingress, &p.IngressDeny, &p.Egress, &p.EgressDeny}
 	probs := []float64{0.7, 0.3, 0.5, 0.25}
@@ -145,7 +223,6 @@ func (g *gen) policy(c *Config, i int) Policy {
 		}
 		*l = rules
 	}
-	return p
 }
 
 // selector returns an endpoint selector: often empty (selects
@@ -244,9 +321,14 @@ func (g *gen) rule(c *Config) Rule {
 			r.Ports = append(r.Ports, g.port())
 		}
 	}
-	if g.chance(0.15) {
+	if g.chance(0.2) {
 		for range 1 + g.r.IntN(2) {
 			ic := ICMP{Type: []uint8{0, 3, 8, 11}[g.r.IntN(4)], Code: -1}
+			if g.chance(0.5) {
+				// ICMPv6: echo request and reply, the errors, and
+				// neighbour discovery (which passes without policy).
+				ic = ICMP{Type: icmp6Types[g.r.IntN(len(icmp6Types))], Code: -1, V6: true}
+			}
 			if g.chance(0.5) {
 				ic.Code = g.r.IntN(3)
 			}
@@ -257,7 +339,11 @@ func (g *gen) rule(c *Config) Rule {
 }
 
 func (g *gen) cidr() CIDRSet {
-	c := CIDRSet{CIDR: netip.MustParsePrefix(g.pick(cidrs))}
+	list := cidrs
+	if g.chance(0.4) {
+		list = cidrs6
+	}
+	c := CIDRSet{CIDR: netip.MustParsePrefix(g.pick(list))}
 	if g.chance(0.25) {
 		c.Plain = true
 		return c
@@ -266,7 +352,7 @@ func (g *gen) cidr() CIDRSet {
 		// One or two exceptions inside the prefix: a random sub-prefix
 		// of a random address in it.
 		for range 1 + g.r.IntN(2) {
-			bits := c.CIDR.Bits() + 1 + g.r.IntN(8)
+			bits := min(c.CIDR.Bits()+1+g.r.IntN(8), c.CIDR.Addr().BitLen())
 			a := randomIn(g.r, c.CIDR)
 			x, _ := a.Prefix(bits)
 			c.Except = append(c.Except, x)
@@ -278,20 +364,29 @@ func (g *gen) cidr() CIDRSet {
 // randomIn returns a random address inside p, biased towards addresses the
 // probes use (so that exceptions and probes meet).
 func randomIn(r *rand.Rand, p netip.Prefix) netip.Addr {
-	hits := []string{"203.0.113.7", "203.0.113.200", "198.51.100.9", "8.8.8.8", "10.0.1.1", "192.168.1.1", "172.16.0.1", "100.64.1.1"}
+	hits := []string{
+		"203.0.113.7", "203.0.113.200", "198.51.100.9", "8.8.8.8", "10.0.1.1", "192.168.1.1", "172.16.0.1", "100.64.1.1",
+		"2001:db8::7", "2001:db8:1::9", "2001:db8:ff::1", "fd00::1:1", "fc00::1", "64:ff9b::808:808",
+	}
 	if r.Float64() < 0.6 {
 		a := netip.MustParseAddr(hits[r.IntN(len(hits))])
 		if p.Contains(a) {
 			return a
 		}
 	}
-	b := p.Addr().As4()
-	host := 32 - p.Bits()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	if host > 0 {
-		v |= r.Uint32() & (1<<host - 1)
+	b := p.Masked().Addr().AsSlice()
+	for i := range b {
+		// Randomise the bits of byte i that are past the prefix.
+		if fixed := p.Bits() - 8*i; fixed < 8 {
+			keep := byte(0)
+			if fixed > 0 {
+				keep = byte(0xff << (8 - fixed))
+			}
+			b[i] = b[i]&keep | byte(r.IntN(256))&^keep
+		}
 	}
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 // interestingPorts are the numbers ports and ranges are drawn from: the

@@ -53,8 +53,8 @@ type Case struct {
 // without a policy, without settings, without a rule list, a rule, a peer,
 // a port, a label, an endpoint (not one the probe is sent from or to), a
 // namespace or node without endpoints,
-// and the probe without a packet or an option that does not change its
-// addresses.
+// and the probe without a packet, an IPv6 extension header or an option that
+// does not change its addresses.
 func (c Case) Shrinks() []Case {
 	var out []Case
 	edit := func(f func(cfg *Config)) {
@@ -100,8 +100,9 @@ func (c Case) Shrinks() []Case {
 		}
 	}
 	inProbe := func(a netip.Addr) bool { return a == c.Probe.Src() || a == c.Probe.Dst() }
+	anyInProbe := func(as []netip.Addr) bool { return slices.ContainsFunc(as, inProbe) }
 	for i, ep := range cfg.Endpoints {
-		if !inProbe(ep.Addr) {
+		if !anyInProbe(ep.Addrs) {
 			edit(func(x *Config) { x.Endpoints = slices.Delete(x.Endpoints, i, i+1) })
 		}
 	}
@@ -115,8 +116,27 @@ func (c Case) Shrinks() []Case {
 		}
 	}
 	for i, n := range cfg.Nodes {
-		if !used["node:"+n.Name] && !inProbe(n.Addr) && len(cfg.Nodes) > 1 {
+		if !used["node:"+n.Name] && !anyInProbe(n.Addrs) && len(cfg.Nodes) > 1 {
 			edit(func(x *Config) { x.Nodes = slices.Delete(x.Nodes, i, i+1) })
+		}
+	}
+	// Addresses the probe does not use, of nodes and endpoints that keep
+	// one; node labels.
+	for i, n := range cfg.Nodes {
+		for j, a := range n.Addrs {
+			if len(n.Addrs) > 1 && !inProbe(a) {
+				edit(func(x *Config) { x.Nodes[i].Addrs = slices.Delete(x.Nodes[i].Addrs, j, j+1) })
+			}
+		}
+		for j := range n.Labels {
+			edit(func(x *Config) { x.Nodes[i].Labels = slices.Delete(x.Nodes[i].Labels, j, j+1) })
+		}
+	}
+	for i, ep := range cfg.Endpoints {
+		for j, a := range ep.Addrs {
+			if len(ep.Addrs) > 1 && !inProbe(a) {
+				edit(func(x *Config) { x.Endpoints[i].Addrs = slices.Delete(x.Endpoints[i].Addrs, j, j+1) })
+			}
 		}
 	}
 	for i, ep := range cfg.Endpoints {
@@ -132,8 +152,17 @@ func (c Case) Shrinks() []Case {
 			edit(func(x *Config) { x.Namespaces[i].Labels = slices.Delete(x.Namespaces[i].Labels, j, j+1) })
 		}
 	}
-	if cfg.APIServer.IsValid() && !inProbe(cfg.APIServer) {
-		edit(func(x *Config) { x.APIServer = netip.Addr{} })
+	for j, a := range cfg.APIServer {
+		if !inProbe(a) {
+			edit(func(x *Config) { x.APIServer = slices.Delete(x.APIServer, j, j+1) })
+		}
+	}
+	for j, pfx := range cfg.PodCIDRs {
+		if !pfx.Contains(c.Probe.Src()) && !pfx.Contains(c.Probe.Dst()) && !slices.ContainsFunc(cfg.Endpoints, func(ep Endpoint) bool {
+			return slices.ContainsFunc(ep.Addrs, pfx.Contains)
+		}) {
+			edit(func(x *Config) { x.PodCIDRs = slices.Delete(x.PodCIDRs, j, j+1) })
+		}
 	}
 	for _, p := range probeShrinks(c.Probe) {
 		out = append(out, Case{c.Config, p})
@@ -240,6 +269,9 @@ func probeShrinks(p Probe) []Probe {
 		}
 		if pk.ID != 0 && len(p.Packets) == 1 {
 			one(func(n *Packet) { n.ID = 0 })
+		}
+		for j := range pk.Ext {
+			one(func(n *Packet) { n.Ext = slices.Delete(slices.Clone(n.Ext), j, j+1) })
 		}
 	}
 	return out

@@ -48,7 +48,7 @@ const (
 func NewSaved(comment string, files map[string][]byte, p Probe, steps []Step) *Saved {
 	s := &Saved{Comment: comment, Files: files, Probe: p.String()}
 	for _, st := range steps {
-		prefix := fmt.Sprintf("packet %d %s: ", st.Packet+1, st.Side.Program())
+		prefix := fmt.Sprintf("packet %d %s%s: ", st.Packet+1, st.Side.Program(), st.where())
 		s.Reference = append(s.Reference, prefix+st.Reference.String())
 		s.Kernel = append(s.Kernel, prefix+st.Kernel.String())
 	}
