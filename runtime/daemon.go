@@ -83,6 +83,10 @@ type Daemon struct {
 	// journal holds the incremental applies since the state was written.
 	inc     *incState
 	journal []stateDelta
+	// configs caches the CUE evaluation of the last configuration loaded:
+	// a change to the JSON inventories alone does not evaluate the CUE
+	// files again.
+	configs load.Cache
 	// retired holds maps replaced by new ones until no attached program
 	// uses them (see reconcile).
 	retired    []*ebpf.Map
@@ -298,7 +302,7 @@ func (d *Daemon) resolve(path string) (a *Artifacts, cfg *model.Config, loadTime
 		return nil, nil, 0, fmt.Errorf("%s holds artifacts for nodes %s but not for %s", path, strings.Join(nodes, ", "), d.opts.Node)
 	}
 	start := time.Now()
-	cfg, err = load.Load(path)
+	cfg, err = d.configs.Load(path)
 	if err != nil {
 		return nil, nil, 0, configError(path, err)
 	}

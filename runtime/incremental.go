@@ -4,25 +4,34 @@ package runtime
 
 // The incremental path. After a full apply of a configuration the daemon
 // keeps the configuration's model and a lower.Incremental for its node.
-// When the next configuration differs from it only by endpoints added, the
-// daemon computes the change instead of compiling the node again:
+// When the next configuration differs from it only by policies changed
+// and endpoints added, the daemon computes the change instead of compiling
+// the node again:
 //
-//  1. compute: which endpoints were added (the rest of the model must be
-//     equal), then, for each, lower.Incremental.AddEndpoint — the map
-//     entries that change and, for an endpoint on this node, its programs;
+//  1. compute: what changed (the rest of the model must be equal), then
+//     lower.Incremental.ChangePolicies for the policies and
+//     lower.Incremental.AddEndpoint for each endpoint added — the map
+//     entries that change, the programs of an endpoint added to this node,
+//     and the programs of running endpoints that change (their enforcement
+//     or audit changed, or they move to another index to make room);
 //  2. compile those programs only (compiler.CompilePartial: passes, code
 //     generation, static verifier);
-//  3. load them and create the new endpoint's policy map; a verifier error
-//     stops here with nothing changed;
+//  3. load them and create the new endpoints' policy maps; a verifier
+//     error stops here with nothing changed;
 //  4. fill and pin the new maps, write the added and changed entries into
-//     the running maps, fill the new programs' tail-call slots, attach the
-//     new entry programs, and only then delete entries no longer wanted;
+//     the running maps; swap the changed programs of running endpoints,
+//     endpoint by endpoint (new tail-call slots, then the entry programs,
+//     then the slots they no longer use); fill the new programs' slots,
+//     attach the new entry programs, and only then delete entries no longer
+//     wanted;
 //  5. record it all (state, manifest, event names) as a full apply would.
 //
 // Endpoint indexes, tail-call slots and default-deny cookies depend on the
-// endpoint alone (compiler/lower/slots.go), so no running program changes.
-// Anything else — a removed or changed endpoint, a changed policy, node or
-// setting, an identity or index that would move — takes the full path.
+// endpoint alone (compiler/lower/slots.go), and the default-deny cookies do
+// not depend on the number of rules, so other programs do not change.
+// Anything else — a removed or changed endpoint, a changed node, namespace
+// or setting, an identity that would move, an endpoint that gains or loses
+// its policy programs — takes the full path.
 
 import (
 	"errors"
@@ -68,21 +77,29 @@ func (d *Daemon) rememberConfig(source string, cfg *model.Config) {
 	d.inc = &incState{source: source, cfg: cfg, node: cfg.Nodes[i], low: low}
 }
 
-// addedEndpoints compares the running model cur with next: ok when next is
-// cur with endpoints added, which it returns in order. Positions are
-// ignored except in policies and settings, whose positions the manifest's
-// cookies name.
-func addedEndpoints(cur, next *model.Config) (added []*model.Endpoint, ok bool) {
+// configChange compares the running model cur with next: ok when next is
+// cur with its policies changed (policies) and endpoints added, which it
+// returns in order. Positions are ignored except in policies and
+// settings, whose positions the manifest's cookies name.
+func configChange(cur, next *model.Config) (added []*model.Endpoint, policies, ok bool) {
 	if !sameCluster(&cur.Cluster, &next.Cluster) ||
 		!slices.EqualFunc(cur.Nodes, next.Nodes, sameNode) ||
 		!slices.EqualFunc(cur.Namespaces, next.Namespaces, func(a, b *model.Namespace) bool {
 			return a.Name == b.Name && maps.Equal(a.Labels, b.Labels)
 		}) ||
 		len(cur.Services)+len(next.Services) > 0 || cur.NAT != nil || next.NAT != nil ||
-		!reflect.DeepEqual(cur.Settings, next.Settings) ||
-		!slices.EqualFunc(cur.Policies, next.Policies, samePolicy) {
-		return nil, false
+		!reflect.DeepEqual(cur.Settings, next.Settings) {
+		return nil, false, false
 	}
+	policies = !slices.EqualFunc(cur.Policies, next.Policies, func(a, b *model.Policy) bool { return lower.EqualPolicy(a, b, true) })
+	added, ok = addedEndpoints(cur, next)
+	return added, policies, ok
+}
+
+// addedEndpoints compares the endpoints of the running model cur with
+// next's: ok when next's are cur's with endpoints added, which it returns
+// in order.
+func addedEndpoints(cur, next *model.Config) (added []*model.Endpoint, ok bool) {
 	i := 0
 	for _, ep := range next.Endpoints {
 		if i < len(cur.Endpoints) && cur.Endpoints[i].ID() == ep.ID() {
@@ -95,44 +112,6 @@ func addedEndpoints(cur, next *model.Config) (added []*model.Endpoint, ok bool) 
 		added = append(added, ep)
 	}
 	return added, i == len(cur.Endpoints)
-}
-
-// samePolicy reports whether two policies are equal, positions included.
-// It is reflect.DeepEqual written out, ten times faster on a thousand
-// policies; TestModelComparisons holds it to the model's fields.
-func samePolicy(a, b *model.Policy) bool {
-	return a.Namespace == b.Namespace && a.Name == b.Name && a.ClusterWide == b.ClusterWide &&
-		sameSelector(a.EndpointSelector, b.EndpointSelector) && sameSelector(a.NodeSelector, b.NodeSelector) &&
-		slices.EqualFunc(a.Ingress, b.Ingress, sameRule) && slices.EqualFunc(a.Egress, b.Egress, sameRule) &&
-		slices.EqualFunc(a.IngressDeny, b.IngressDeny, sameRule) && slices.EqualFunc(a.EgressDeny, b.EgressDeny, sameRule) &&
-		a.DefaultDenyIngress == b.DefaultDenyIngress && a.DefaultDenyEgress == b.DefaultDenyEgress &&
-		a.Audit == b.Audit && a.Description == b.Description && a.FromKubernetes == b.FromKubernetes && a.Pos == b.Pos
-}
-
-func sameSelector(a, b *model.Selector) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return maps.Equal(a.MatchLabels, b.MatchLabels) && (a.MatchLabels == nil) == (b.MatchLabels == nil) &&
-		slices.EqualFunc(a.MatchExpressions, b.MatchExpressions, func(x, y model.Expression) bool {
-			return x.Key == y.Key && x.Operator == y.Operator && slices.Equal(x.Values, y.Values) && x.Pos == y.Pos
-		}) &&
-		sameSelector(a.Namespaces, b.Namespaces) && a.Pos == b.Pos
-}
-
-func sameRule(a, b *model.Rule) bool {
-	return slices.EqualFunc(a.Endpoints, b.Endpoints, sameSelector) &&
-		slices.EqualFunc(a.CIDRs, b.CIDRs, func(x, y *model.CIDRPeer) bool {
-			return x.CIDR == y.CIDR && slices.Equal(x.Except, y.Except) && x.Pos == y.Pos
-		}) &&
-		slices.Equal(a.Entities, b.Entities) && a.HasPeers == b.HasPeers &&
-		slices.EqualFunc(a.Ports, b.Ports, func(x, y *model.PortRule) bool { return *x == *y }) &&
-		slices.EqualFunc(a.ICMPs, b.ICMPs, func(x, y *model.ICMPRule) bool {
-			return x.Family == y.Family && x.Type == y.Type && (x.Code == nil) == (y.Code == nil) &&
-				(x.Code == nil || *x.Code == *y.Code) && x.Pos == y.Pos
-		}) &&
-		(a.Endpoints == nil) == (b.Endpoints == nil) && (a.CIDRs == nil) == (b.CIDRs == nil) &&
-		(a.Entities == nil) == (b.Entities == nil) && a.Pos == b.Pos
 }
 
 func sameCluster(a, b *model.Cluster) bool {
@@ -178,6 +157,13 @@ type entryChange = *string
 type incrementalPlan struct {
 	cfg      *model.Config
 	parts    []*compiler.Manifest // one per endpoint added to the node
+	replaced []*compiler.Manifest // programs of running endpoints that change
+	// units are the replaced programs, in the order they are swapped in
+	// (checkPlan).
+	units []swapUnit
+	// cookies is the node's complete list of cookies when the change
+	// renumbers or moves any.
+	cookies  []lower.Cookie
 	objs     []*backend.Object
 	irMaps   map[string]*ir.Map                // layouts of the maps the new programs use
 	changes  map[string]map[string]entryChange // by map, by key bytes
@@ -202,12 +188,12 @@ func (d *Daemon) applyIncremental(source string, cfg *model.Config, configTime t
 	}
 	start := time.Now()
 	res = &ApplyResult{Source: source, Incremental: true, ConfigTime: configTime}
-	added, same := addedEndpoints(inc.cfg, cfg)
+	added, policies, same := configChange(inc.cfg, cfg)
 	if !same {
 		return nil, false, nil
 	}
 	res.ComputeTime = time.Since(start)
-	if len(added) == 0 {
+	if len(added) == 0 && !policies {
 		// The configuration is the running one (a file touched, or
 		// rewritten with the same meaning).
 		res.Unchanged = true
@@ -215,7 +201,7 @@ func (d *Daemon) applyIncremental(source string, cfg *model.Config, configTime t
 		res.TotalTime = configTime + time.Since(start)
 		return res, true, nil
 	}
-	plan, err := d.planIncremental(inc, added, res)
+	plan, err := d.planIncremental(inc, cfg, added, policies, res)
 	if errors.Is(err, errUntouched) {
 		return nil, false, nil
 	}
@@ -235,10 +221,11 @@ func (d *Daemon) applyIncremental(source string, cfg *model.Config, configTime t
 	return res, true, nil
 }
 
-// planIncremental computes and compiles the change. Any error means the
-// full path; the Incremental has then changed and must be dropped, except
-// after errUntouched.
-func (d *Daemon) planIncremental(inc *incState, added []*model.Endpoint, res *ApplyResult) (*incrementalPlan, error) {
+// planIncremental computes and compiles the change: cfg's policies when
+// policies is set, then the endpoints added. Any error means the full
+// path; the Incremental has then changed and must be dropped, except after
+// errUntouched.
+func (d *Daemon) planIncremental(inc *incState, cfg *model.Config, added []*model.Endpoint, policies bool, res *ApplyResult) (*incrementalPlan, error) {
 	computeStart := time.Now()
 	plan := &incrementalPlan{
 		cfg:     inc.cfg,
@@ -246,7 +233,44 @@ func (d *Daemon) planIncremental(inc *incState, added []*model.Endpoint, res *Ap
 		changes: make(map[string]map[string]entryChange),
 		created: make(map[string]bool),
 	}
-	var parts []*lower.Result
+	var parts, replaced []*lower.Result
+	take := func(delta *lower.Delta) error {
+		for _, r := range []*lower.Result{delta.Programs, delta.Replaced} {
+			if r == nil {
+				continue
+			}
+			for _, m := range r.Module.Maps {
+				plan.irMaps[m.Name] = m
+			}
+		}
+		if delta.Programs != nil {
+			parts = append(parts, delta.Programs)
+		}
+		if delta.Replaced != nil {
+			replaced = append(replaced, delta.Replaced)
+		}
+		if delta.Cookies != nil {
+			plan.cookies = delta.Cookies
+		}
+		for _, md := range delta.Maps {
+			if err := d.planMapDelta(plan, md); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if policies {
+		next := *plan.cfg
+		next.Policies = cfg.Policies
+		delta, err := inc.low.ChangePolicies(&next)
+		if err != nil {
+			return nil, err // the Incremental may have changed
+		}
+		plan.cfg = &next
+		if err := take(delta); err != nil {
+			return nil, err
+		}
+	}
 	for _, ep := range added {
 		next := withEndpoint(plan.cfg, ep)
 		delta, err := inc.low.AddEndpoint(next, ep)
@@ -257,31 +281,29 @@ func (d *Daemon) planIncremental(inc *incState, added []*model.Endpoint, res *Ap
 			return nil, err
 		}
 		plan.cfg = next
-		if delta.Programs != nil {
-			parts = append(parts, delta.Programs)
-			for _, m := range delta.Programs.Module.Maps {
-				plan.irMaps[m.Name] = m
-			}
-		}
-		for _, md := range delta.Maps {
-			if err := d.planMapDelta(plan, md); err != nil {
-				return nil, err
-			}
+		if err := take(delta); err != nil {
+			return nil, err
 		}
 	}
 	res.ComputeTime += time.Since(computeStart)
 
 	compileStart := time.Now()
-	for _, part := range parts {
+	for i, part := range slices.Concat(parts, replaced) {
 		obj, man, err := compiler.CompilePartial(inc.node, part)
 		if err != nil {
 			return nil, err
 		}
 		plan.objs = append(plan.objs, obj)
-		plan.parts = append(plan.parts, man)
+		if i < len(parts) {
+			plan.parts = append(plan.parts, man)
+		} else {
+			plan.replaced = append(plan.replaced, man)
+		}
 		plan.programs = append(plan.programs, obj.Programs...)
 	}
-	res.CompileTime = time.Since(compileStart)
+	if len(plan.objs) > 0 {
+		res.CompileTime = time.Since(compileStart) // zero when nothing was compiled
+	}
 	return plan, d.checkPlan(plan)
 }
 
@@ -354,9 +376,14 @@ func irStruct(ms compiler.ManifestStruct) ir.Struct {
 
 // checkPlan checks that the running datapath can take the change: every
 // map the new programs use runs with the same layout or is created by the
-// change, the program array can take their slots, and no program or map
-// name is taken.
+// change, the program array can take their slots once the replaced
+// programs have moved, no new program or map name is taken, and every
+// replaced program runs. It orders the replaced programs (plan.units).
 func (d *Daemon) checkPlan(plan *incrementalPlan) error {
+	owner, err := d.planSwaps(plan)
+	if err != nil {
+		return err
+	}
 	for name, m := range plan.irMaps {
 		if plan.created[name] {
 			if _, ok := d.state.Maps[name]; ok {
@@ -373,18 +400,24 @@ func (d *Daemon) checkPlan(plan *incrementalPlan) error {
 		if err := spec.Compatible(cur); err != nil {
 			return fmt.Errorf("%w: map %s: %v", errFullPath, name, err)
 		}
-		if m.Type == ir.MapProgArray {
-			old := d.state.Maps[name].Slots
-			for i, prog := range m.Slots {
-				if prog != "" && i < len(old) && old[i] != "" {
-					return fmt.Errorf("%w: slot %d of %s holds %s", errFullPath, i, name, old[i])
-				}
-			}
+		if m.Type == ir.MapProgArray && name != lowerProgArray {
+			return fmt.Errorf("%w: program array %s", errFullPath, name)
 		}
 	}
-	for _, p := range plan.programs {
-		if _, ok := d.state.Programs[p.Name]; ok {
-			return fmt.Errorf("%w: program %s runs already", errFullPath, p.Name)
+	replaced := make(map[string]bool)
+	for _, part := range plan.replaced {
+		for _, p := range part.Programs {
+			replaced[p.Name] = true
+		}
+	}
+	for _, part := range plan.parts {
+		for _, p := range part.Programs {
+			if _, ok := d.state.Programs[p.Name]; ok || replaced[p.Name] {
+				return fmt.Errorf("%w: program %s runs already", errFullPath, p.Name)
+			}
+			if s := p.TailCallSlot; s != nil && owner(*s) != "" {
+				return fmt.Errorf("%w: slot %d of %s holds %s", errFullPath, *s, lowerProgArray, owner(*s))
+			}
 		}
 	}
 	for name := range plan.created {
@@ -393,6 +426,89 @@ func (d *Daemon) checkPlan(plan *incrementalPlan) error {
 		}
 	}
 	return nil
+}
+
+// swapUnit is what an incremental apply replaces of one entry program of
+// a running endpoint: the entry program (when its code changes) and the
+// tail-call programs it calls (when theirs does), swapped in together —
+// the new tail-call slots, then the entry program, then the slots it no
+// longer calls — so that no packet runs an entry program whose slots hold
+// another endpoint's programs.
+type swapUnit struct {
+	part  *compiler.Manifest
+	entry string                  // "" when only the tail-call programs change
+	tails []compiler.ManifestProg // with their new slots
+	from  []int                   // the slot each of tails holds now
+}
+
+// planSwaps groups the replaced programs into swap units and orders them
+// so that each unit's new slots are free (or its own) when it is swapped
+// in: an endpoint that moves to the index another one leaves goes after
+// it. It returns which program holds each slot once they are all swapped.
+func (d *Daemon) planSwaps(plan *incrementalPlan) (func(int) string, error) {
+	slots := d.state.Maps[lowerProgArray].Slots
+	overlay := make(map[int]string)
+	owner := func(i int) string {
+		if prog, ok := overlay[i]; ok {
+			return prog
+		}
+		if i < len(slots) {
+			return slots[i]
+		}
+		return ""
+	}
+	units := make(map[string]*swapUnit)
+	seen := make(map[string]bool)
+	for _, part := range plan.replaced {
+		for _, p := range part.Programs {
+			rec, ok := d.state.Programs[p.Name]
+			if !ok || seen[p.Name] || (p.TailCallSlot == nil) != (rec.TailCallSlot == nil) {
+				return nil, fmt.Errorf("%w: program %s cannot be replaced where it runs", errFullPath, p.Name)
+			}
+			seen[p.Name] = true
+			entry := p.Name
+			if p.TailCallSlot != nil {
+				entry = strings.TrimSuffix(strings.TrimSuffix(p.Name, "_ipv4"), "_ipv6")
+			}
+			u := units[entry]
+			if u == nil {
+				u = &swapUnit{part: part}
+				units[entry] = u
+			}
+			if p.TailCallSlot == nil {
+				u.entry = p.Name
+			} else {
+				u.tails = append(u.tails, p)
+				u.from = append(u.from, *rec.TailCallSlot)
+			}
+		}
+	}
+	keys := sortedKeys(units)
+	done := make(map[string]bool)
+	for len(done) < len(keys) {
+		progress := false
+		for _, k := range keys {
+			u := units[k]
+			if done[k] || slices.ContainsFunc(u.tails, func(t compiler.ManifestProg) bool {
+				o := owner(*t.TailCallSlot)
+				return o != "" && o != t.Name
+			}) {
+				continue
+			}
+			for _, from := range u.from {
+				overlay[from] = ""
+			}
+			for _, t := range u.tails {
+				overlay[*t.TailCallSlot] = t.Name
+			}
+			plan.units = append(plan.units, *u)
+			done[k], progress = true, true
+		}
+		if !progress {
+			return nil, fmt.Errorf("%w: the replaced programs' slots are held by programs that stay", errFullPath)
+		}
+	}
+	return owner, nil
 }
 
 // commitIncremental makes the kernel run the plan (see the file comment)
@@ -523,7 +639,80 @@ func (d *Daemon) commitIncremental(plan *incrementalPlan, res *ApplyResult) (err
 		change(name)
 	}
 
-	// Programs: tail-call slots, then attachments.
+	current := make(map[string]int)
+	for i, rec := range st.Attachments {
+		current[rec.key()] = i
+	}
+	slotDelta := func(slot int, name string) {
+		if delta.Slots[lowerProgArray] == nil {
+			delta.Slots[lowerProgArray] = make(map[int]string)
+		}
+		delta.Slots[lowerProgArray][slot] = name
+	}
+	record := func(p compiler.ManifestProg) {
+		st.Programs[p.Name] = progRecord{SHA256: p.SHA256, Tag: ls.tags[p.Name], TailCallSlot: p.TailCallSlot}
+		delta.Programs[p.Name] = st.Programs[p.Name]
+		if p.TailCallSlot != nil {
+			if d.slotTags[lowerProgArray] == nil {
+				d.slotTags[lowerProgArray] = make(map[int]string)
+			}
+			d.slotTags[lowerProgArray][*p.TailCallSlot] = ls.tags[p.Name]
+			slotDelta(*p.TailCallSlot, p.Name)
+		}
+	}
+
+	// Programs of running endpoints, unit by unit (see swapUnit).
+	for _, u := range plan.units {
+		for _, t := range u.tails {
+			prog, done, err := ls.program(t.Name)
+			if err != nil {
+				return err
+			}
+			err = d.maps[lowerProgArray].Put(uint32(*t.TailCallSlot), prog)
+			done()
+			if err != nil {
+				return fmt.Errorf("swapping %s into %s slot %d: %w", t.Name, lowerProgArray, *t.TailCallSlot, err)
+			}
+			change(lowerProgArray).Ops++
+			record(t)
+			res.Replaced = append(res.Replaced, t.Name)
+		}
+		if u.entry != "" {
+			for _, p := range u.part.Programs {
+				if p.Name == u.entry {
+					record(p)
+				}
+			}
+			for _, rec := range d.desiredAttachments(u.part) {
+				if rec.Program != u.entry {
+					continue
+				}
+				prog, release, err := ls.program(rec.Program)
+				if err != nil {
+					return err
+				}
+				err = d.attachOne(res, st, rec, prog, ls.tags[rec.Program], current)
+				release()
+				if err != nil {
+					return err
+				}
+			}
+		}
+		for i, t := range u.tails {
+			from := u.from[i]
+			if from == *t.TailCallSlot {
+				continue
+			}
+			if err := d.maps[lowerProgArray].Delete(uint32(from)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("emptying %s slot %d (was %s): %w", lowerProgArray, from, t.Name, err)
+			}
+			change(lowerProgArray).Ops++
+			delete(d.slotTags[lowerProgArray], from)
+			slotDelta(from, "")
+		}
+	}
+
+	// Programs of endpoints added: tail-call slots, then attachments.
 	for _, part := range plan.parts {
 		for _, p := range part.Programs {
 			if p.TailCallSlot == nil {
@@ -543,23 +732,8 @@ func (d *Daemon) commitIncremental(plan *incrementalPlan, res *ApplyResult) (err
 	}
 	for _, part := range plan.parts {
 		for _, p := range part.Programs {
-			st.Programs[p.Name] = progRecord{SHA256: p.SHA256, Tag: ls.tags[p.Name], TailCallSlot: p.TailCallSlot}
-			delta.Programs[p.Name] = st.Programs[p.Name]
-			if p.TailCallSlot != nil {
-				if d.slotTags[lowerProgArray] == nil {
-					d.slotTags[lowerProgArray] = make(map[int]string)
-				}
-				d.slotTags[lowerProgArray][*p.TailCallSlot] = ls.tags[p.Name]
-				if delta.Slots[lowerProgArray] == nil {
-					delta.Slots[lowerProgArray] = make(map[int]string)
-				}
-				delta.Slots[lowerProgArray][*p.TailCallSlot] = p.Name
-			}
+			record(p)
 		}
-	}
-	current := make(map[string]int)
-	for i, rec := range st.Attachments {
-		current[rec.key()] = i
 	}
 	for _, part := range plan.parts {
 		for _, rec := range d.desiredAttachments(part) {
@@ -588,7 +762,14 @@ func (d *Daemon) commitIncremental(plan *incrementalPlan, res *ApplyResult) (err
 	// Record: the manifest and the event names.
 	d.mergeManifest(plan)
 	st.Maps[lowerProgArray] = mapRecord{Type: st.Maps[lowerProgArray].Type, Sync: st.Maps[lowerProgArray].Sync, Slots: d.manifestSlots(lowerProgArray)}
-	d.events.extend(plan.parts)
+	named := &compiler.Manifest{Cookies: d.manifest.Cookies}
+	if plan.cookies == nil {
+		named.Cookies = nil
+	}
+	for _, part := range plan.replaced {
+		named.Endpoints = append(named.Endpoints, part.Endpoints...)
+	}
+	d.events.extend(append(slices.Clone(plan.parts), named))
 	for _, name := range sortedKeys(changes) {
 		res.Maps = append(res.Maps, *changes[name])
 	}
@@ -620,16 +801,19 @@ func (plan *incrementalPlan) manifestMap(name string) compiler.ManifestMap {
 // partManifest is the plan's programs as one manifest, for error messages.
 func (d *Daemon) partManifest(plan *incrementalPlan) *compiler.Manifest {
 	m := &compiler.Manifest{Node: d.opts.Node}
-	for _, part := range plan.parts {
+	for _, part := range slices.Concat(plan.parts, plan.replaced) {
 		m.Programs = append(m.Programs, part.Programs...)
 	}
 	return m
 }
 
 // mergeManifest adds the plan's programs, maps, cookies, endpoints and
-// identities to the running manifest, whose maps stay sorted by name.
+// identities to the running manifest, whose maps stay sorted by name, and
+// puts the replaced programs and the endpoints they belong to in place of
+// the old ones.
 func (d *Daemon) mergeManifest(plan *incrementalPlan) {
 	man := d.manifest
+	defer d.mergeReplaced(plan)
 	for _, part := range plan.parts {
 		man.Programs = append(man.Programs, part.Programs...)
 		man.Cookies = append(man.Cookies, part.Cookies...)
@@ -662,4 +846,61 @@ func (d *Daemon) manifestSlots(name string) []string {
 		}
 	}
 	return nil
+}
+
+// mergeReplaced puts the plan's replaced programs, their slots, and the
+// references of the endpoints they belong to, in the running manifest in
+// place of the old ones, and the plan's cookies in place of all cookies.
+func (d *Daemon) mergeReplaced(plan *incrementalPlan) {
+	man := d.manifest
+	if plan.cookies != nil {
+		man.Cookies = make([]compiler.ManifestCookie, len(plan.cookies))
+		for i, c := range plan.cookies {
+			man.Cookies[i] = compiler.ManifestCookie{Cookie: c, Position: c.Pos.String()}
+		}
+	}
+	if len(plan.replaced) == 0 {
+		return
+	}
+	progs := make(map[string]compiler.ManifestProg)
+	refs := make(map[string]lower.EndpointRef)
+	for _, part := range plan.replaced {
+		for _, p := range part.Programs {
+			progs[p.Name] = p
+		}
+		for _, r := range part.Endpoints {
+			refs[r.ID] = r
+		}
+	}
+	for i, p := range man.Programs {
+		if np, ok := progs[p.Name]; ok {
+			man.Programs[i] = np
+		}
+	}
+	for i, r := range man.Endpoints {
+		if nr, ok := refs[r.ID]; ok {
+			man.Endpoints[i] = nr
+		}
+	}
+	i, ok := slices.BinarySearchFunc(man.Maps, lowerProgArray, func(m compiler.ManifestMap, name string) int { return strings.Compare(m.Name, name) })
+	if !ok {
+		return
+	}
+	slots := man.Maps[i].Slots
+	for _, u := range plan.units {
+		for j, t := range u.tails {
+			if from := u.from[j]; from < len(slots) && slots[from] == t.Name {
+				slots[from] = ""
+			}
+		}
+	}
+	for _, u := range plan.units {
+		for _, t := range u.tails {
+			for len(slots) <= *t.TailCallSlot {
+				slots = append(slots, "")
+			}
+			slots[*t.TailCallSlot] = t.Name
+		}
+	}
+	man.Maps[i].Slots = slots
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -442,4 +444,87 @@ func BenchmarkLoadJSONEndpoints(b *testing.B) {
 			b.Fatalf("%d endpoints", len(cfg.Endpoints))
 		}
 	}
+}
+
+// TestCache loads a directory through a Cache as its files change: every
+// load gives what Load gives; the CUE evaluation is reused (the policies
+// are the same values) exactly when the CUE files are unchanged; an error
+// in the inventory is reported with the CUE files cached; and a YAML file
+// turns the cache off.
+func TestCache(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cue := func(port int) string {
+		return fmt.Sprintf(`package ebpfc
+
+cluster: {name: "c", podCIDRs: ["10.0.0.0/16"], serviceCIDRs: ["10.96.0.0/12"]}
+nodes: "n": {addresses: ["192.168.0.1"]}
+namespaces: web: labels: team: "a"
+endpoints: web: cue: {node: "n", interface: "lxccue", addresses: ["10.0.9.9"], labels: app: "cue", namedPorts: {b: {port: 2}, a: {port: 1}}}
+policies: web: p: {
+	endpointSelector: matchLabels: app: "x"
+	ingress: [{fromEndpoints: [{matchLabels: app: "y"}], toPorts: [{ports: [{port: %d, protocol: "TCP"}]}]}]
+}
+`, port)
+	}
+	inventory := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"endpoints": [`)
+		for i := range n {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"namespace": "ns%d", "name": "e%d", "node": "n", "interface": "lxc%d", "addresses": ["10.0.0.%d"], "labels": {"app": "x"}}`, i%2, i, i, i+1)
+		}
+		b.WriteString("]}\n")
+		return b.String()
+	}
+	var c Cache
+	var last *model.Config
+	step := func(name string, reused bool) {
+		t.Helper()
+		got, err := c.Load(dir)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got, equateNet); diff != "" {
+			t.Errorf("%s: the cached load differs from Load (-Load +cached):\n%s", name, diff)
+		}
+		if last != nil && (got.Policies[0] == last.Policies[0]) != reused {
+			t.Errorf("%s: CUE evaluation reused %v, want %v", name, !reused, reused)
+		}
+		last = got
+	}
+	write("a.cue", cue(80))
+	write("endpoints.json", inventory(3))
+	step("first", false)
+	write("endpoints.json", inventory(5))
+	step("endpoints added", true)
+	step("nothing changed", true)
+	write("a.cue", cue(81))
+	step("a port changed", false)
+	write("endpoints.json", inventory(2))
+	step("endpoints removed", true)
+
+	write("endpoints.json", `{"endpoints": [{"namespace": "web", "name": "bad", "node": "nowhere", "interface": "lxcbad", "addresses": ["10.0.0.1"]}]}`)
+	_, cerr := c.Load(dir)
+	_, lerr := Load(dir)
+	if cerr == nil || lerr == nil || cerr.Error() != lerr.Error() {
+		t.Errorf("an invalid inventory: cached load %v, Load %v; want the same error", cerr, lerr)
+	}
+	write("endpoints.json", inventory(2))
+	step("fixed", true)
+
+	write("k.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube, labels: {team: b}}\n")
+	step("a YAML file", false)
+	step("a YAML file, again", false)
 }

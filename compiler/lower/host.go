@@ -258,10 +258,11 @@ func (inc *Incremental) updateHost(d *[]MapDelta) error {
 	if inc.l.host == nil {
 		return nil
 	}
-	entries, _, err := inc.policyEntries(inc.l.host)
+	entries, sig, err := inc.policyEntries(inc.l.host)
 	if err != nil {
 		return err
 	}
+	inc.sig[inc.l.host] = sig
 	if d != nil {
 		if md := diffEntryLists(inc.hostMap, inc.policy[inc.hostMap], entries); md != nil {
 			*d = append(*d, *md)

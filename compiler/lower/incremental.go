@@ -3,6 +3,7 @@ package lower
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ebpfc/ebpfc/compiler/model"
 	"github.com/ebpfc/ebpfc/ir"
+	"github.com/ebpfc/ebpfc/source"
 )
 
 // Incremental keeps what lowering computed for one node's map contents —
@@ -38,19 +40,48 @@ type Incremental struct {
 	hostMap string
 	// byIndex is the local endpoint with each index.
 	byIndex map[uint32]*model.Endpoint
+	// sig is what the programs of each local endpoint (and of the host)
+	// depend on besides the endpoint and its index.
+	sig map[*model.Endpoint]endpointSig
+	// cidrs is the set of prefixes the policies name, which number the
+	// CIDR identities.
+	cidrs map[netip.Prefix]bool
 }
 
-// ErrNeedsFullCompile is returned by Incremental.AddEndpoint when the change
-// cannot be applied incrementally — an identity number would move, the
-// endpoint's address is already taken, or its names would shift other
-// endpoints' names. The caller then compiles the node again.
+// endpointSig is what an endpoint's programs depend on besides the
+// endpoint and its index, per direction: whether policy enforces it,
+// whether its default deny only audits, and where enforcement came from.
+// The position is not in the bytecode (it positions the verdict
+// instructions in the listing and names the default deny's cookie).
+type endpointSig struct {
+	enforced, audit [2]bool
+	pos             [2]source.Pos
+}
+
+// tracked reports whether the endpoint has a policy map and policy
+// programs, rather than open programs.
+func (s endpointSig) tracked() bool { return s.enforced[ingress] || s.enforced[egress] }
+
+// sameCode reports whether programs lowered with s and t are the same
+// bytecode.
+func (s endpointSig) sameCode(t endpointSig) bool {
+	return s.enforced == t.enforced && s.audit == t.audit
+}
+
+// ErrNeedsFullCompile is returned by Incremental.AddEndpoint and
+// ChangePolicies when the change cannot be applied incrementally — an
+// identity number would move, the endpoint's address is already taken, its
+// names would shift other endpoints' names, the default-deny cookies would
+// move, or an endpoint gains or loses its policy programs. The caller then
+// compiles the node again.
 var ErrNeedsFullCompile = errors.New("the change needs a full compile")
 
 // Delta is what changes in a node's map contents and programs.
 type Delta struct {
 	Maps []MapDelta // sorted by map name; only maps with changes
-	// ProgramsChanged is set when the node gains programs: those of an
-	// endpoint added to the node, which Programs holds.
+	// ProgramsChanged is set when the node gains or changes programs:
+	// those of an endpoint added to the node, which Programs holds, or
+	// those of running endpoints, which Replaced holds.
 	ProgramsChanged bool
 	// Programs is, for an endpoint added to the node, its lowering as
 	// Node's Result would have it, restricted to that endpoint: its
@@ -59,6 +90,19 @@ type Delta struct {
 	// endpoint reference. Contents is empty: the new endpoint's policy map
 	// is in Maps, Created. Identities lists every identity of the node.
 	Programs *Result
+	// Replaced is, when programs of endpoints already on the node change,
+	// their lowering as Programs has an added endpoint's: the same
+	// program and map names, new code, and for an endpoint that moved to
+	// another index (to make room for an added endpoint: slots.go) new
+	// tail-call slots, default-deny cookies and endpoint reference. An
+	// endpoint's programs change when it moves, or when a policy change
+	// turns its enforcement or audit in a direction on or off.
+	Replaced *Result
+	// Cookies, when not nil, is the node's complete list of cookies after
+	// the change, as Node's Result has them (rule cookies are renumbered
+	// when rules are added or removed before them, and positions move
+	// when the policy files change).
+	Cookies []Cookie
 }
 
 // MapDelta is what changes in one map. Created is set when the map is new
@@ -102,6 +146,8 @@ func NewIncremental(cfg *model.Config, node *model.Node) (*Incremental, error) {
 		addrs:     make(map[netip.Addr]int),
 		base:      make(map[*model.Endpoint]string),
 		byIndex:   make(map[uint32]*model.Endpoint),
+		sig:       make(map[*model.Endpoint]endpointSig),
+		cidrs:     policyCIDRs(cfg),
 	}
 	if err := l.numberEndpoints(); err != nil {
 		return nil, err
@@ -152,29 +198,30 @@ func (inc *Incremental) ipcacheEntries() []Entry {
 }
 
 // policyEntries computes the policy map entries of local endpoint ep, and
-// whether it needs a policy map at all (it is enforced in some direction),
-// as build does.
-func (inc *Incremental) policyEntries(ep *model.Endpoint) ([]Entry, bool, error) {
+// what its programs depend on (whether it needs a policy map at all: it is
+// enforced in some direction), as build does.
+func (inc *Incremental) policyEntries(ep *model.Endpoint) ([]Entry, endpointSig, error) {
 	l := inc.l
 	var entries []Entry
-	enforced := false
+	var sig endpointSig
 	for _, dir := range []direction{ingress, egress} {
 		p := l.computePolicy(ep, dir)
-		enforced = enforced || p.enforced
+		sig.enforced[dir], sig.audit[dir], sig.pos[dir] = p.enforced, p.audit, p.pos
 		entries = append(entries, p.entries...)
 	}
-	if enforced && len(entries) > int(l.mapSize("policy", defaultPolicySize)) {
-		return nil, false, ErrNeedsFullCompile // Node reports the error
+	if sig.tracked() && len(entries) > int(l.mapSize("policy", defaultPolicySize)) {
+		return nil, sig, ErrNeedsFullCompile // Node reports the error
 	}
-	return entries, enforced, nil
+	return entries, sig, nil
 }
 
 func (inc *Incremental) lowerEndpoint(ep *model.Endpoint) error {
-	entries, enforced, err := inc.policyEntries(ep)
+	entries, sig, err := inc.policyEntries(ep)
 	if err != nil {
 		return err
 	}
-	if enforced {
+	inc.sig[ep] = sig
+	if sig.tracked() {
 		name := "pol_" + inc.base[ep]
 		inc.policy[name] = entries
 		inc.policyMap[ep] = name
@@ -199,6 +246,7 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 	local := ep.Node == l.node.Name
 	base := ""
 	var index uint32
+	var moved map[*model.Endpoint]uint32 // endpoints that make room for ep
 	if local {
 		base = sanitizeIdentifier(ep.Namespace + "_" + ep.Name)
 		if inc.nameTaken(base) {
@@ -206,7 +254,10 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 		}
 		var ok bool
 		if index, ok = inc.freeIndex(ep.ID()); !ok {
-			return nil, ErrNeedsFullCompile
+			var err error
+			if index, moved, err = inc.renumber(ep); err != nil {
+				return nil, err
+			}
 		}
 	}
 	key := identityKey(ep)
@@ -293,6 +344,13 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 		}
 	}
 	if local {
+		for x := range moved {
+			delete(inc.byIndex, l.index[x])
+		}
+		for x, n := range moved {
+			l.index[x] = n
+			inc.byIndex[n] = x
+		}
 		l.endpoints = append(l.endpoints, ep)
 		l.index[ep] = index
 		inc.byIndex[index] = ep
@@ -306,23 +364,32 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 		if name, ok := inc.policyMap[ep]; ok {
 			deltas = append(deltas, MapDelta{Map: name, Created: true, Added: inc.policy[name]})
 		}
-		progs, err := inc.endpointPrograms(ep)
+		progs, err := inc.endpointPrograms([]*model.Endpoint{ep})
 		if err != nil {
 			return nil, err
 		}
 		d.Programs = progs
+		if len(moved) > 0 {
+			eps := slices.Collect(maps.Keys(moved))
+			slices.SortFunc(eps, func(a, b *model.Endpoint) int { return strings.Compare(a.ID(), b.ID()) })
+			if d.Replaced, err = inc.endpointPrograms(eps); err != nil {
+				return nil, err
+			}
+			d.Cookies = inc.cookies()
+		}
 	}
 	slices.SortFunc(deltas, func(a, b MapDelta) int { return strings.Compare(a.Map, b.Map) })
 	d.Maps = deltas
 	return d, nil
 }
 
-// endpointPrograms lowers the programs of local endpoint ep, already
-// numbered, as build does for the whole node.
-func (inc *Incremental) endpointPrograms(ep *model.Endpoint) (*Result, error) {
+// endpointPrograms lowers the programs of local endpoints eps, already
+// numbered, as build does for the whole node. Their identifiers must be
+// the ones build gives them without a suffix (nameTaken, renumber).
+func (inc *Incremental) endpointPrograms(eps []*model.Endpoint) (*Result, error) {
 	l := inc.l
 	sub := &lowering{
-		cfg: l.cfg, node: l.node, endpoints: []*model.Endpoint{ep},
+		cfg: l.cfg, node: l.node, endpoints: eps,
 		ids: l.ids, sel: l.sel, selecting: l.selecting, cookieOf: l.cookieOf,
 		index: l.index, numRuleCookies: l.numRuleCookies, programsOnly: true,
 	}
@@ -330,14 +397,32 @@ func (inc *Incremental) endpointPrograms(ep *model.Endpoint) (*Result, error) {
 		return nil, err
 	}
 	res := sub.result()
-	// build also lowers the node's own programs (the XDP prefilter), which
-	// do not change: keep ep's.
+	// build also lowers the node's own programs (the host firewall, the
+	// XDP prefilter), which do not change: keep the endpoints'.
+	ids := make(map[string]bool)
+	for _, ep := range eps {
+		ids[ep.ID()] = true
+	}
 	mine := make(map[string]bool)
 	var attach []Attachment
 	for _, a := range res.Attach {
-		if a.Endpoint == ep.ID() {
+		if ids[a.Endpoint] {
 			mine[a.Program] = true
 			attach = append(attach, a)
+		}
+	}
+	res.Cookies = slices.DeleteFunc(res.Cookies, func(c Cookie) bool { return !ids[c.Endpoint] })
+	res.Endpoints = slices.DeleteFunc(res.Endpoints, func(r EndpointRef) bool { return !ids[r.ID] })
+	if l.host != nil {
+		// The host's slots are not the endpoints'.
+		for _, m := range res.Module.Maps {
+			for _, dir := range []direction{ingress, egress} {
+				for _, fam := range []int{familyIPv4, familyIPv6} {
+					if s := hostTailCallSlot(dir, fam); s < int64(len(m.Slots)) {
+						m.Slots[s] = ""
+					}
+				}
+			}
 		}
 	}
 	for _, m := range res.Module.Maps {
@@ -375,6 +460,58 @@ func (inc *Incremental) freeIndex(id string) (uint32, bool) {
 		}
 		n = nextEndpointIndex(n)
 	}
+}
+
+// renumber returns the index the canonical numbering gives local endpoint
+// ep when it joins the node's endpoints, and the endpoints whose index it
+// moves (with their new index): ep's probe landed on an index that an
+// endpoint after it in (hash, ID) order had probed to. It changes nothing.
+// A moved endpoint's programs are lowered again (endpointPrograms), which
+// needs its identifier to be the one build gives it without a suffix.
+func (inc *Incremental) renumber(ep *model.Endpoint) (uint32, map[*model.Endpoint]uint32, error) {
+	l := inc.l
+	if len(l.endpoints)+1 >= EndpointIndexes {
+		return 0, nil, ErrNeedsFullCompile // Node reports the error
+	}
+	idx := endpointIndexes(append(slices.Clip(l.endpoints), ep))
+	moved := make(map[*model.Endpoint]uint32)
+	for _, x := range l.endpoints {
+		if n := idx[x]; n != l.index[x] {
+			if inc.base[x] != sanitizeIdentifier(x.Namespace+"_"+x.Name) {
+				return 0, nil, ErrNeedsFullCompile
+			}
+			moved[x] = n
+		}
+	}
+	return idx[ep], moved, nil
+}
+
+// cookies returns the node's cookies as Node's Result has them: the rule
+// cookies, then the default denies of the local endpoints and of the host.
+func (inc *Incremental) cookies() []Cookie {
+	l := inc.l
+	out := slices.Clone(l.cookies[:l.numRuleCookies])
+	add := func(ep *model.Endpoint, id func(direction) uint32, name string) {
+		sig := inc.sig[ep]
+		if !sig.tracked() {
+			return
+		}
+		for _, dir := range []direction{ingress, egress} {
+			if sig.enforced[dir] {
+				out = append(out, Cookie{
+					ID: id(dir), Kind: "default-deny", Direction: dir.String(), Rule: -1,
+					Endpoint: name, Audit: sig.audit[dir], Pos: sig.pos[dir],
+				})
+			}
+		}
+	}
+	for _, ep := range l.endpoints {
+		add(ep, func(dir direction) uint32 { return l.defaultDenyCookie(ep, dir) }, ep.ID())
+	}
+	if l.host != nil {
+		add(l.host, l.hostDefaultDenyCookie, hostID(l.node))
+	}
+	return out
 }
 
 // touchedPolicies returns the policies whose entries may change when
@@ -524,9 +661,17 @@ func sanitizeIdentifier(s string) string {
 	return b.String()
 }
 
-// diffEntryLists returns what turns before into after (both sorted by
-// key) in map name, or nil when they are equal.
+// diffEntryLists returns what turns before into after in map name, or nil
+// when they are equal. A policy map's entries are sorted by key within
+// each direction, ingress first, so they are sorted here as a whole.
 func diffEntryLists(name string, before, after []Entry) *MapDelta {
+	byKey := func(a, b Entry) int { return slices.Compare(a.Key, b.Key) }
+	if !slices.IsSortedFunc(before, byKey) {
+		before = slices.SortedFunc(slices.Values(before), byKey)
+	}
+	if !slices.IsSortedFunc(after, byKey) {
+		after = slices.SortedFunc(slices.Values(after), byKey)
+	}
 	md := &MapDelta{Map: name}
 	i, j := 0, 0
 	for i < len(before) || j < len(after) {

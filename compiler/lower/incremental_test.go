@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ebpfc/ebpfc/backend"
 	"github.com/ebpfc/ebpfc/compiler/model"
@@ -67,6 +68,28 @@ func namedPortConfig() *model.Config {
 	return cfg
 }
 
+// collidingEndpoint returns a new endpoint on cfg's first node whose index
+// probe lands on the index of an endpoint of the node that comes after it
+// in (hash, ID) order, so that the canonical numbering moves that endpoint.
+func collidingEndpoint(cfg *model.Config, labels map[string]string) *model.Endpoint {
+	var local []*model.Endpoint
+	for _, ep := range cfg.Endpoints {
+		if ep.Node == cfg.Nodes[0].Name {
+			local = append(local, ep)
+		}
+	}
+	idx := endpointIndexes(local)
+	for _, x := range local {
+		for i := 0; i < 1<<20; i++ {
+			name := fmt.Sprintf("a-%d", i)
+			if id := x.Namespace + "/" + name; endpointIndexHash(id) == idx[x] && id < x.ID() {
+				return endpoint(x.Namespace, name, cfg.Nodes[0].Name, "10.7.3.3", labels)
+			}
+		}
+	}
+	panic("no colliding name found")
+}
+
 func endpoint(ns, name, node, addr string, labels map[string]string, ports ...model.NamedPort) *model.Endpoint {
 	return &model.Endpoint{Namespace: ns, Name: name, Node: node, Interface: "lxc" + name,
 		Addresses: []netip.Addr{netip.MustParseAddr(addr)}, Labels: labels, NamedPorts: ports}
@@ -103,6 +126,13 @@ func TestAddEndpoint(t *testing.T) {
 				endpoint("ns-001", "a", benchcfg.NodeName, "10.8.0.1", map[string]string{"app": "app-3", "tier": "new"}),
 				endpoint("ns-001", "b", "node-b", "10.8.0.2", map[string]string{"app": "app-4", "tier": "new"}),
 				endpoint("ns-002", "c", benchcfg.NodeName, "10.8.0.3", map[string]string{"app": "app-4", "tier": "tier-2"}),
+			}},
+		{name: "index collision moves an endpoint", cfg: namedPortConfig,
+			add: []*model.Endpoint{collidingEndpoint(namedPortConfig(), map[string]string{"app": "app-1", "tier": "new"})}},
+		{name: "index collision, then another", cfg: func() *model.Config { return benchcfg.Node(100, 30) },
+			add: []*model.Endpoint{
+				collidingEndpoint(benchcfg.Node(100, 30), map[string]string{"app": "app-0", "tier": "tier-0"}),
+				endpoint("ns-002", "d", benchcfg.NodeName, "10.8.0.4", map[string]string{"app": "app-2", "tier": "new"}),
 			}},
 		{name: "address taken", cfg: namedPortConfig, full: true,
 			add: []*model.Endpoint{endpoint("other", "dup", "node-b", "10.9.0.1", map[string]string{"app": "db"})}},
@@ -144,8 +174,9 @@ func TestAddEndpoint(t *testing.T) {
 					t.Errorf("ProgramsChanged = %v, Programs %v for an endpoint on %s", d.ProgramsChanged, d.Programs != nil, ep.Node)
 				}
 				if d.Programs != nil {
-					checkPrograms(t, next, ep, d.Programs)
+					checkPrograms(t, next, []string{ep.ID()}, d.Programs)
 				}
+				checkReplaced(t, cfg, next, d)
 				t.Logf("added %s: %d map operations", ep.ID(), d.Ops())
 				cfg, before = next, after
 			}
@@ -222,13 +253,14 @@ func checkDelta(t *testing.T, before, after []MapContents, d *Delta) {
 	}
 }
 
-// checkPrograms checks that the programs AddEndpoint lowered for ep are
-// those a full lowering of cfg gives it: the same bytecode, tail-call
-// slots, attachments, default-deny cookies and endpoint reference, and
-// that the maps they use have the full lowering's layout.
-func checkPrograms(t *testing.T, cfg *model.Config, ep *model.Endpoint, part *Result) {
+// checkPrograms checks that the programs AddEndpoint or ChangePolicies
+// lowered for the endpoints ids are those a full lowering of cfg gives
+// them: the same bytecode, tail-call slots, attachments, default-deny
+// cookies and endpoint references, and that the maps they use have the
+// full lowering's layout.
+func checkPrograms(t *testing.T, cfg *model.Config, ids []string, part *Result) {
 	t.Helper()
-	full, fullRes := compiledPrograms(t, cfg)
+	full, fullRes := compiledOnce(t, cfg)
 	if err := ir.Run(part.Module, ir.RunOptions{Check: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +269,7 @@ func checkPrograms(t *testing.T, cfg *model.Config, ep *model.Endpoint, part *Re
 		t.Fatal(err)
 	}
 	if len(obj.Programs) < 2 {
-		t.Errorf("%d programs for %s, want at least its two entry programs", len(obj.Programs), ep.ID())
+		t.Errorf("%d programs for %s, want at least two entry programs", len(obj.Programs), ids)
 	}
 	for _, p := range obj.Programs {
 		var buf bytes.Buffer
@@ -266,16 +298,16 @@ func checkPrograms(t *testing.T, cfg *model.Config, ep *model.Endpoint, part *Re
 	}
 	var attach []Attachment
 	for _, a := range fullRes.Attach {
-		if a.Endpoint == ep.ID() {
+		if slices.Contains(ids, a.Endpoint) && slices.ContainsFunc(part.Module.Programs, func(p *ir.Program) bool { return p.Name == a.Program }) {
 			attach = append(attach, a)
 		}
 	}
-	if diff := cmp.Diff(attach, part.Attach); diff != "" {
+	if diff := cmp.Diff(attach, part.Attach, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("attachments (-full +incremental):\n%s", diff)
 	}
 	var cookies []Cookie
 	for _, c := range fullRes.Cookies {
-		if c.Kind == "default-deny" && c.Endpoint == ep.ID() {
+		if c.Kind == "default-deny" && slices.Contains(ids, c.Endpoint) {
 			cookies = append(cookies, c)
 		}
 	}
@@ -284,7 +316,7 @@ func checkPrograms(t *testing.T, cfg *model.Config, ep *model.Endpoint, part *Re
 	}
 	var ref []EndpointRef
 	for _, r := range fullRes.Endpoints {
-		if r.ID == ep.ID() {
+		if slices.Contains(ids, r.ID) {
 			ref = append(ref, r)
 		}
 	}
@@ -293,5 +325,214 @@ func checkPrograms(t *testing.T, cfg *model.Config, ep *model.Endpoint, part *Re
 	}
 	if diff := cmp.Diff(fullRes.Identities, part.Identities); diff != "" {
 		t.Errorf("identities (-full +incremental):\n%s", diff)
+	}
+}
+
+// checkReplaced checks, for a change from cfg to next, that d.Replaced
+// holds exactly the running programs whose bytecode a full lowering
+// changes and that they are
+// the full lowering's, and that d.Cookies, when set, is the full
+// lowering's list of cookies.
+func checkReplaced(t *testing.T, cfg, next *model.Config, d *Delta) {
+	t.Helper()
+	before, _ := compiledOnce(t, cfg)
+	after, fullRes := compiledOnce(t, next)
+	var changed []string
+	for name, insns := range before {
+		if !bytes.Equal(after[name], insns) {
+			changed = append(changed, name)
+		}
+	}
+	slices.Sort(changed)
+	var got, ids []string
+	if d.Replaced != nil {
+		for _, p := range d.Replaced.Module.Programs {
+			got = append(got, p.Name)
+		}
+		for _, r := range d.Replaced.Endpoints {
+			ids = append(ids, r.ID)
+		}
+	}
+	slices.Sort(got)
+	if diff := cmp.Diff(changed, got); diff != "" {
+		t.Errorf("programs replaced (-changed by a full lowering +Replaced):\n%s", diff)
+	}
+	if d.Replaced != nil {
+		if !d.ProgramsChanged {
+			t.Errorf("Replaced is set but ProgramsChanged is not")
+		}
+		checkPrograms(t, next, ids, d.Replaced)
+	}
+	if d.Cookies != nil {
+		sortCookies := func(cs []Cookie) []Cookie {
+			cs = slices.Clone(cs)
+			slices.SortFunc(cs, func(a, b Cookie) int { return int(a.ID) - int(b.ID) })
+			return cs
+		}
+		if diff := cmp.Diff(sortCookies(fullRes.Cookies), sortCookies(d.Cookies)); diff != "" {
+			t.Errorf("cookies (-full +incremental):\n%s", diff)
+		}
+	}
+}
+
+// compiled memoises compiledPrograms for the configurations a test steps
+// through: each is compiled once.
+var compiled = map[*model.Config]struct {
+	progs map[string][]byte
+	res   *Result
+}{}
+
+func compiledOnce(t *testing.T, cfg *model.Config) (map[string][]byte, *Result) {
+	t.Helper()
+	if c, ok := compiled[cfg]; ok {
+		return c.progs, c.res
+	}
+	progs, res := generatePrograms(t, cfg, false) // TestStableNumbering checks the IR
+	compiled[cfg] = struct {
+		progs map[string][]byte
+		res   *Result
+	}{progs, res}
+	return progs, res
+}
+
+// TestChangePolicies checks that, for each change of policies,
+// ChangePolicies' delta is exactly the difference between Node's contents
+// before and after, that Replaced holds exactly the programs a full
+// lowering changes, with the full lowering's code, and that Cookies is the
+// full lowering's list; and that changes it cannot apply are refused.
+func TestChangePolicies(t *testing.T) {
+	policy := func(cfg *model.Config, id string) *model.Policy {
+		for _, p := range cfg.Policies {
+			if p.ID() == id {
+				return p
+			}
+		}
+		t.Fatalf("no policy %s", id)
+		return nil
+	}
+	tcp := func(port uint16) []*model.PortRule {
+		return []*model.PortRule{{Port: port, Protocol: model.ProtoTCP}}
+	}
+	peers := func(app string) []*model.Selector {
+		return []*model.Selector{{MatchLabels: map[string]string{"app": app}}}
+	}
+	cases := []struct {
+		name   string
+		cfg    func() *model.Config
+		change func(cfg *model.Config)
+		// programs: the change replaces programs; full: it is refused
+		programs, full bool
+	}{
+		{name: "port changed", cfg: namedPortConfig, change: func(c *model.Config) {
+			policy(c, "other/api").Ingress[0].Ports = tcp(8443)
+		}},
+		{name: "rule added before others", cfg: func() *model.Config { return benchcfg.Node(60, 20) }, change: func(c *model.Config) {
+			p := c.Policies[0]
+			p.Ingress = append([]*model.Rule{{Endpoints: peers("app-3"), HasPeers: true, Ports: tcp(9000)}}, p.Ingress...)
+		}},
+		{name: "rule removed", cfg: namedPortConfig, change: func(c *model.Config) {
+			p := policy(c, "other/api")
+			p.Ingress = p.Ingress[:1]
+		}},
+		{name: "rules removed, default deny kept", cfg: namedPortConfig, change: func(c *model.Config) {
+			p := policy(c, "ns-000/from-cluster")
+			p.Ingress, p.IngressDeny, p.DefaultDenyIngress = nil, nil, true
+		}},
+		{name: "deny rule added", cfg: namedPortConfig, change: func(c *model.Config) {
+			p := policy(c, "ns-000/from-cluster")
+			p.IngressDeny = append(p.IngressDeny, &model.Rule{Entities: []model.EntityPeer{{Entity: model.EntityWorld}}, HasPeers: true})
+		}},
+		{name: "policy added", cfg: namedPortConfig, programs: true, change: func(c *model.Config) {
+			c.Policies = append(c.Policies, &model.Policy{Namespace: "ns-000", Name: "aaa-new",
+				EndpointSelector: &model.Selector{MatchLabels: map[string]string{"app": "app-0"}},
+				Ingress:          []*model.Rule{{Endpoints: peers("app-1"), HasPeers: true, Ports: tcp(7)}}})
+			benchcfg.Sort(c)
+		}},
+		{name: "policy removed", cfg: func() *model.Config {
+			c := namedPortConfig()
+			c.Policies = append(c.Policies, &model.Policy{Namespace: "ns-000", Name: "aaa-extra",
+				EndpointSelector: &model.Selector{MatchLabels: map[string]string{"app": "app-1"}},
+				Ingress:          []*model.Rule{{Endpoints: peers("app-0"), HasPeers: true, Ports: tcp(7)}}})
+			benchcfg.Sort(c)
+			return c
+		}, change: func(c *model.Config) {
+			c.Policies = slices.DeleteFunc(slices.Clone(c.Policies), func(p *model.Policy) bool { return p.Name == "aaa-extra" })
+		}},
+		{name: "selector changed", cfg: func() *model.Config { return benchcfg.Node(60, 20) }, change: func(c *model.Config) {
+			c.Policies[4].EndpointSelector = &model.Selector{MatchLabels: map[string]string{"app": "app-7"}}
+		}},
+		{name: "positions moved", cfg: namedPortConfig, change: func(c *model.Config) {
+			for _, p := range c.Policies {
+				p.Pos.Line += 3
+				for _, list := range ruleLists(p) {
+					for _, r := range list {
+						r.Pos.Line += 3
+					}
+				}
+			}
+		}},
+		{name: "egress enforced", cfg: namedPortConfig, programs: true, change: func(c *model.Config) {
+			policy(c, "other/api").Egress = []*model.Rule{{Endpoints: peers("db"), HasPeers: true}}
+		}},
+		{name: "audit", cfg: namedPortConfig, programs: true, change: func(c *model.Config) {
+			policy(c, "other/api").Audit = true
+		}},
+		{name: "CIDR added", cfg: namedPortConfig, full: true, change: func(c *model.Config) {
+			r := policy(c, "other/api").Ingress[0]
+			r.CIDRs = append(r.CIDRs, &model.CIDRPeer{CIDR: netip.MustParsePrefix("12.0.0.0/8")})
+		}},
+		{name: "endpoint opened", cfg: namedPortConfig, full: true, change: func(c *model.Config) {
+			c.Policies = slices.DeleteFunc(slices.Clone(c.Policies), func(p *model.Policy) bool { return p.ID() == "other/api" })
+		}},
+		{name: "rule count crosses a power of two", cfg: func() *model.Config { return benchcfg.Node(10, minRuleCookieSpace) }, full: true, change: func(c *model.Config) {
+			c.Policies[0].Ingress = append(c.Policies[0].Ingress, &model.Rule{Endpoints: peers("app-3"), HasPeers: true})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg()
+			inc, err := NewIncremental(cfg, cfg.Nodes[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The change is made to a copy of the configuration, as a
+			// new load of the files gives new policies.
+			next := c.cfg()
+			next.Endpoints = cfg.Endpoints
+			c.change(next)
+			d, err := inc.ChangePolicies(next)
+			if c.full {
+				if !errors.Is(err, ErrNeedsFullCompile) {
+					t.Fatalf("ChangePolicies = %v, want ErrNeedsFullCompile", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, after := nodeContents(t, cfg), nodeContents(t, next)
+			checkDelta(t, before, after, d)
+			if diff := cmp.Diff(after, inc.Contents()); diff != "" {
+				t.Fatalf("after the change the contents differ from Node's (-Node +Incremental):\n%s", diff)
+			}
+			if d.Programs != nil || (d.Replaced != nil) != c.programs || d.ProgramsChanged != c.programs {
+				t.Errorf("Programs %v, Replaced %v, ProgramsChanged %v; want replaced programs: %v", d.Programs != nil, d.Replaced != nil, d.ProgramsChanged, c.programs)
+			}
+			if d.Cookies == nil {
+				t.Errorf("no cookies in the delta")
+			}
+			checkReplaced(t, cfg, next, d)
+			t.Logf("%d map operations", d.Ops())
+
+			// The Incremental goes on from the new configuration: adding
+			// an endpoint gives what a full lowering gives.
+			ep := endpoint("ns-000", "later", benchcfg.NodeName, "10.7.9.9", map[string]string{"app": "app-1", "tier": "later"})
+			last := benchcfg.WithEndpoint(next, ep)
+			d, err = inc.AddEndpoint(last, ep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDelta(t, after, nodeContents(t, last), d)
+		})
 	}
 }

@@ -27,8 +27,11 @@ import (
 // numbering is a function of the set of endpoints, whatever their order.
 // Adding an endpoint renumbers another only when the new endpoint's probe
 // lands on an index a later endpoint in that order had probed to; with the
-// index space at most a third full that is rare, and a runtime then falls
-// back to a full compile.
+// index space a third full that is one addition in five.
+// Incremental.AddEndpoint then lowers the moved endpoint's programs again
+// (Delta.Replaced), and a runtime swaps them into their new slots before
+// the new endpoint takes the old ones. The numbering stays a function of
+// the set of endpoints, so a full compile agrees with what runs.
 
 // EndpointIndexes is the size of the endpoint index space: a node runs at
 // most EndpointIndexes-1 endpoints (index 0 means "no endpoint" in events).
@@ -128,22 +131,43 @@ func (l *lowering) setSlot(slot int64, name string) {
 	l.slots[slot] = name
 }
 
+// Rule cookies are 1..R, in policy order (ruleCookies): the lowest cookie
+// among matching rules is the first rule, which is what a verdict reports.
+// Inserting a rule therefore renumbers the rules after it — their policy
+// map entries change, as entries do. The programs do not depend on R: the
+// default denies start after a rule cookie space of ruleCookieSpace(R)
+// cookies, a power of two of at least minRuleCookieSpace, and rule_stats has
+// that many entries for rules. Only a change of R across a power of two
+// moves the default denies (and so every program's constants) and resizes
+// rule_stats.
+const minRuleCookieSpace = 1024
+
+// ruleCookieSpace is the number of cookies reserved for rules when there
+// are n rules.
+func ruleCookieSpace(n uint32) uint32 {
+	s := uint32(minRuleCookieSpace)
+	for s < n {
+		s *= 2
+	}
+	return s
+}
+
 // defaultDenyCookie is the cookie of endpoint ep's default deny in dir.
-// Rule cookies are 1..R (ruleCookies); the default denies follow, two per
-// endpoint index, so that they too depend on the endpoint alone.
+// The default denies follow the rule cookie space, two per endpoint index,
+// so that they depend on the endpoint alone.
 func (l *lowering) defaultDenyCookie(ep *model.Endpoint, dir direction) uint32 {
-	return l.numRuleCookies + 2*(l.index[ep]-1) + uint32(dir) + 1
+	return ruleCookieSpace(l.numRuleCookies) + 2*(l.index[ep]-1) + uint32(dir) + 1
 }
 
 // hostDefaultDenyCookie is the cookie of the host's default deny in dir:
 // the two after the endpoints' default denies.
 func (l *lowering) hostDefaultDenyCookie(dir direction) uint32 {
-	return l.numRuleCookies + 2*(EndpointIndexes-1) + uint32(dir) + 1
+	return ruleCookieSpace(l.numRuleCookies) + 2*(EndpointIndexes-1) + uint32(dir) + 1
 }
 
 // ruleStatsSize is the number of entries of the rule_stats array: cookie 0
-// (no rule), the rule cookies, the default denies of every index and the
-// host's.
+// (no rule), the rule cookie space, the default denies of every index and
+// the host's.
 func (l *lowering) ruleStatsSize() uint32 {
-	return l.numRuleCookies + 2*(EndpointIndexes-1) + 2 + 1
+	return ruleCookieSpace(l.numRuleCookies) + 2*(EndpointIndexes-1) + 2 + 1
 }

@@ -21,6 +21,13 @@ import (
 // returning each program's instructions (as bytes) by name, and the result.
 func compiledPrograms(t *testing.T, cfg *model.Config) (map[string][]byte, *Result) {
 	t.Helper()
+	return generatePrograms(t, cfg, true)
+}
+
+// generatePrograms is compiledPrograms, with ir.Check after every pass
+// when check is set.
+func generatePrograms(t *testing.T, cfg *model.Config, check bool) (map[string][]byte, *Result) {
+	t.Helper()
 	if errs := Supported(cfg); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -28,7 +35,7 @@ func compiledPrograms(t *testing.T, cfg *model.Config) (map[string][]byte, *Resu
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ir.Run(res.Module, ir.RunOptions{Check: true}); err != nil {
+	if err := ir.Run(res.Module, ir.RunOptions{Check: check}); err != nil {
 		t.Fatal(err)
 	}
 	obj, err := backend.Generate(res.Module)
