@@ -130,12 +130,26 @@ func runPackets(b *testing.B, prog *ebpf.Program, pkt []byte, want uint32) float
 // its IPv4 policy program) with BPF_PROG_TEST_RUN, for an allowed and a
 // denied TCP SYN, in the two series of benchcfg: identities=N (the policy
 // names N peer identities, one rule each) and ipcache=N (N remote
-// endpoints in the ipcache, one policy rule). The floors — a tc program
-// that returns TC_ACT_OK and an XDP program that returns XDP_PASS — run in
-// the same benchmark. Each configuration also reports the largest verifier
-// processed-instruction count of its programs. A summary at the end logs
-// ns above the tc floor and the growth from the smallest to the largest
-// size of each series.
+// endpoints in the ipcache, one policy rule). Each configuration is a
+// sub-benchmark, so -bench can pick sizes.
+//
+// The kernel runs the same packet packetRepeat times per call and maps
+// keep their state, so the allowed SYN is a new connection only on the
+// first run and an established one after it: conntrack hit, policy judged
+// again, counted, passed. The denied SYN never gets a conntrack entry: it
+// is a new connection on every run (two conntrack misses, the policy
+// decision, a verdict and a drop event on the ring buffer — full after a
+// few thousand runs, as nothing reads it — and the drop counters).
+//
+// The references run in the same benchmark: floor-tc (a tc program that
+// returns TC_ACT_OK), floor-xdp (XDP_PASS), and conntrack-only
+// (benchcfg.ConntrackOnly: the same allowed packet through the same
+// programs with the ingress direction open, so it takes the established
+// path without the ipcache and policy lookups). Each configuration also
+// reports the largest verifier processed-instruction count of its
+// programs. A summary at the end logs ns above the tc floor, ns above
+// conntrack-only (the policy decision) and the growth from the smallest to
+// the largest size of each series.
 func BenchmarkPolicyPacket(b *testing.B) {
 	testenv.RequireKernel(b)
 	build := func(line string) ([]byte, *packettest.Case) {
@@ -161,38 +175,53 @@ func BenchmarkPolicyPacket(b *testing.B) {
 	b.Run("floor-xdp", func(b *testing.B) {
 		results["floor-xdp"] = runPackets(b, trivialProgram(b, ebpf.XDP, 2), allowPkt, 2)
 	})
+	// The conntrack-only reference: the same programs with the ingress
+	// direction open (tracked, not judged), so an established packet
+	// takes the same path as the allowed one minus the policy decision.
+	b.Run("conntrack-only", func(b *testing.B) {
+		lc := loadConfig(b, benchcfg.ConntrackOnly())
+		prog := lc.dp.Collection.Programs[benchcfg.TargetProgram]
+		if prog == nil {
+			b.Fatalf("no program %s", benchcfg.TargetProgram)
+		}
+		results["conntrack-only"] = runPackets(b, prog, allowPkt, 0)
+	})
 	for _, s := range packetSeries {
 		for _, n := range s.sizes {
 			name := fmt.Sprintf("%s=%d", s.name, n)
-			lc := loadConfig(b, s.build(n))
-			coll := lc.dp.Collection
-			prog := coll.Programs[benchcfg.TargetProgram]
-			if prog == nil {
-				b.Fatalf("%s: no program %s", name, benchcfg.TargetProgram)
-			}
-			// Once, through the counters: the allowed packet is counted
-			// against the rule it must match, the denied one as a policy
-			// drop.
-			_, allowCase := build(fmt.Sprintf("%s cookie=%d", allowLine, s.cookie(n)))
-			for _, c := range []*packettest.Case{allowCase, denyCase} {
-				if err := packettest.Run(prog, coll.Maps["rule_stats"], coll.Maps["drop_stats"], lc.reasons, c); err != nil {
-					b.Fatalf("%s: %v", name, err)
+			// Each configuration is a sub-benchmark of its own, so that
+			// -bench can select sizes without compiling the others.
+			b.Run(name, func(b *testing.B) {
+				lc := loadConfig(b, s.build(n))
+				coll := lc.dp.Collection
+				prog := coll.Programs[benchcfg.TargetProgram]
+				if prog == nil {
+					b.Fatalf("%s: no program %s", name, benchcfg.TargetProgram)
 				}
-			}
-			processed, worst := maxProcessed(b, lc.dp)
-			b.Logf("%s: compile %v, load %v, policy map %d entries, ipcache %d entries, verifier max %d processed (%s)",
-				name, lc.compile.Round(time.Millisecond), lc.load.Round(time.Millisecond),
-				lc.entries["pol_default_web"], lc.entries["ipcache"], processed, worst)
-			for _, v := range []struct {
-				verdict string
-				pkt     []byte
-				want    uint32
-			}{{"allow", allowPkt, 0}, {"deny", denyPkt, 2}} {
-				b.Run(name+"/"+v.verdict, func(b *testing.B) {
-					results[name+"/"+v.verdict] = runPackets(b, prog, v.pkt, v.want)
-					b.ReportMetric(float64(processed), "verifier-max-processed")
-				})
-			}
+				// Once, through the counters: the allowed packet is
+				// counted against the rule it must match, the denied one
+				// as a policy drop.
+				_, allowCase := build(fmt.Sprintf("%s cookie=%d", allowLine, s.cookie(n)))
+				for _, c := range []*packettest.Case{allowCase, denyCase} {
+					if err := packettest.Run(prog, coll.Maps["rule_stats"], coll.Maps["drop_stats"], lc.reasons, c); err != nil {
+						b.Fatalf("%s: %v", name, err)
+					}
+				}
+				processed, worst := maxProcessed(b, lc.dp)
+				b.Logf("%s: compile %v, load %v, policy map %d entries, ipcache %d addresses + %d prefixes, verifier max %d processed (%s)",
+					name, lc.compile.Round(time.Millisecond), lc.load.Round(time.Millisecond),
+					lc.entries["pol_default_web"], lc.entries["ipcache"], lc.entries["ipcache_cidr"], processed, worst)
+				for _, v := range []struct {
+					verdict string
+					pkt     []byte
+					want    uint32
+				}{{"allow", allowPkt, 0}, {"deny", denyPkt, 2}} {
+					b.Run(v.verdict, func(b *testing.B) {
+						results[name+"/"+v.verdict] = runPackets(b, prog, v.pkt, v.want)
+						b.ReportMetric(float64(processed), "verifier-max-processed")
+					})
+				}
+			})
 		}
 	}
 	floor, ok := results["floor-tc"]
@@ -209,6 +238,10 @@ func BenchmarkPolicyPacket(b *testing.B) {
 			}
 			lines = append(lines, fmt.Sprintf("%s/%s: %.1f → %.1f ns/packet, %.1f → %.1f ns above the tc floor (%.1f), growth %+.1f %%",
 				s.name, verdict, first, last, first-floor, last-floor, floor, 100*(last-first)/first))
+			if ct, ok := results["conntrack-only"]; ok && verdict == "allow" {
+				lines = append(lines, fmt.Sprintf("%s/%s: %.1f → %.1f ns above conntrack-only (%.1f)",
+					s.name, verdict, first-ct, last-ct, ct))
+			}
 		}
 	}
 	slices.Sort(lines)

@@ -77,7 +77,7 @@ func TestBenchNodeConfig(t *testing.T) {
 	}
 	ipc := contentsOf(a.Lowered, "ipcache")
 	for _, ep := range cfg.Endpoints {
-		if !slices.ContainsFunc(ipc, func(e lower.Entry) bool { return e.Key[0] == 128 && e.Key[4] == uint64(addr4(ep.Addresses[0])) }) {
+		if !slices.ContainsFunc(ipc, func(e lower.Entry) bool { return e.Key[2] == 0xffff && e.Key[3] == uint64(addr4(ep.Addresses[0])) }) {
 			t.Errorf("no ipcache entry for %s", ep.ID())
 		}
 	}

@@ -32,7 +32,8 @@ func TestExplainVerdicts(t *testing.T) {
 		[]string{basicExample, "tcp 192.168.1.10:40000 -> 10.244.1.10:80 syn"},
 		[]string{
 			"node-a: ingress policy of web/frontend-0\n",
-			"    lookup ipcache {prefixlen=128 addr=::ffff:192.168.1.10} -> {identity=9 (reserved:world-ipv4)}\n",
+			"    lookup ipcache {addr=::ffff:192.168.1.10} -> miss\n",
+			"    lookup ipcache_cidr {prefixlen=128 addr=::ffff:192.168.1.10} -> {identity=9 (reserved:world-ipv4)}\n",
 			", allow by web/frontend-ingress ingress[0] at " + pol + ":9:13\n",
 			"\nverdict: pass\n",
 		},

@@ -42,9 +42,9 @@ func TestRunPackets(t *testing.T) {
 	for _, want := range []string{
 		"to_default_web tcp 192.168.1.10:40000 > 10.0.1.5:80 syn\n  verdict: pass (TC_ACT_OK, r0 = 0)",
 		"  tail call: to_default_web -> progs[17512] -> to_default_web_ipv4\n",
-		"  lookup: to_default_web_ipv4 ipcache {prefixlen=",
+		"  lookup: to_default_web_ipv4 ipcache_cidr {prefixlen=",
 		"192.168.1.10} -> {identity=",
-		"  lookup: to_default_web_ipv4 pol_default_web {prefixlen=64 identity=0 egress=0 protocol=6 dport=80} -> miss\n",
+		"  lookup: to_default_web_ipv4 pol_default_web {prefixlen=40 identity=0 egress=0 protocol=0 dport=0} -> miss\n",
 		"  map change: rule_stats {index=1}: {packets=0 bytes=0} -> {packets=1 bytes=72}\n    rule cookie 1: allow by policy default/web-ingress ingress rule 0 at ",
 		"to_default_web tcp 8.8.8.8:40000 > 10.0.1.5:80 syn => drop\n  verdict: drop (TC_ACT_SHOT, r0 = 2)",
 		"    drop reason ",

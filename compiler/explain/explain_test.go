@@ -209,8 +209,11 @@ func TestExplainLookups(t *testing.T) {
 		// tracked yet.
 		"conntrack {saddr=::ffff:10.0.1.6 daddr=::ffff:10.0.1.5 sport=40000 dport=80 protocol=6 (tcp) egress=0 (ingress) pad=0} -> miss",
 		"conntrack {saddr=::ffff:10.0.1.5 daddr=::ffff:10.0.1.6 sport=80 dport=40000 protocol=6 (tcp) egress=1 (egress) pad=0} -> miss",
-		"ipcache {prefixlen=128 addr=::ffff:10.0.1.6} -> {identity=" + id + " (endpoint:default;app=client)}",
-		"pol_default_web {prefixlen=64 identity=" + id + " (endpoint:default;app=client) egress=0 (ingress) protocol=6 (tcp) dport=80} -> {cookie=" + cookieOf(st) + " (allow by default/web ingress[0]) flags=0 (allow)}",
+		// An endpoint's address is in the ipcache hash.
+		"ipcache {addr=::ffff:10.0.1.6} -> {identity=" + id + " (endpoint:default;app=client)}",
+		// The peer's exact entry decides alone: no other policy lookup.
+		"pol_default_web {prefixlen=64 identity=" + id + " (endpoint:default;app=client) egress=0 (ingress) protocol=6 (tcp) dport=80} -> {cookie=" + cookieOf(st) + " (allow by default/web ingress[0]) flags=0 (allow) lengths=0}",
+		"rule_stats {index=" + cookieOf(st) + " (allow by default/web ingress[0])} -> {packets=0 bytes=0}",
 	}
 	for i, w := range want {
 		if i >= len(lookups) || lookups[i] != w {
@@ -240,7 +243,7 @@ func identityOf(t *testing.T, r *Report, name string) string {
 	for _, st := range r.Stages {
 		for _, p := range st.Programs {
 			for _, e := range p.Events {
-				if e.Kind == "lookup" && e.Map == "ipcache" && e.Value != nil {
+				if e.Kind == "lookup" && (e.Map == "ipcache" || e.Map == "ipcache_cidr") && e.Value != nil {
 					for _, f := range e.Value.Fields {
 						if f.Name == "identity" && f.Note == name {
 							return f.Value
@@ -282,7 +285,8 @@ func TestExplainText(t *testing.T) {
 		"node-a: ingress policy of default/web\n",
 		"  to_default_web: tc egress on lxc-web (" + testConfigDir + "/cluster.cue:11:2)\n",
 		"    tail call progs[",
-		"    lookup ipcache {prefixlen=128 addr=::ffff:203.0.113.9} -> {identity=",
+		"    lookup ipcache {addr=::ffff:203.0.113.9} -> miss\n",
+		"    lookup ipcache_cidr {prefixlen=128 addr=::ffff:203.0.113.9} -> {identity=",
 		"  verdict: drop (TC_ACT_SHOT), ",
 		"  drop reason: policy denied\n",
 		"  decided by: cookie ",

@@ -22,7 +22,7 @@ var defaultMapSizes = map[string]uint32{"policy": 16384, "ipcache": 16384}
 const unlimitedMapSize = 1<<31 - 1
 
 // The key structs that tell which setting sizes a compiled map.
-var mapSizeOfKey = map[string]string{"policy_key": "policy", "ipcache_key": "ipcache"}
+var mapSizeOfKey = map[string]string{"policy_key": "policy", "ipcache_key": "ipcache", "ipcache_cidr_key": "ipcache"}
 
 // checkCompiled compiles the configuration for every node, with the map
 // sizes lifted, and checks the result: map entries against the configured
@@ -91,8 +91,12 @@ func (l *linter) checkMapCapacity(arts []*compiler.Artifacts) {
 				continue
 			}
 			if setting == "ipcache" {
+				// The ipcache is two maps, either of which may be too
+				// small: name the node once.
 				ipcNeed = max(ipcNeed, n)
-				ipcNodes = append(ipcNodes, a.Node)
+				if !slices.Contains(ipcNodes, a.Node) {
+					ipcNodes = append(ipcNodes, a.Node)
+				}
 				continue
 			}
 			who := "map " + m.Name + " on node " + a.Node

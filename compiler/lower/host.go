@@ -108,10 +108,7 @@ func (l *lowering) hostPrograms(tracking *bool) error {
 	if len(entries) > int(size) {
 		return source.Errorf(pos, "the host of node %s needs %d policy map entries but settings.mapSizes.policy allows %d; raise it", l.node.Name, len(entries), size)
 	}
-	l.maps = append(l.maps, &ir.Map{
-		Name: mapName, Type: ir.MapLPMTrie, Key: policyKey, Value: policyValue,
-		MaxEntries: size, Flags: lpmNoPrealloc, Pos: pos,
-	})
+	l.maps = append(l.maps, l.policyMap(mapName, pos))
 	l.contents = append(l.contents, MapContents{Map: mapName, Entries: entries})
 
 	// Entry programs first, then the IPv4 and IPv6 programs they tail-call, as

@@ -292,34 +292,52 @@ func (ids *identities) cidrIdentities(c *model.CIDRPeer) []uint32 {
 }
 
 // ipcache keys hold every address as IPv6: IPv4 addresses as IPv4-mapped
-// (::ffff:a.b.c.d), so one longest-prefix-match trie covers both families.
-// The address is four 32-bit big-endian words.
-func ipcacheKey(p netip.Prefix) []uint64 {
+// (::ffff:a.b.c.d), so one map covers both families. The address is four
+// 32-bit big-endian words. A whole address (/32, /128) goes in the ipcache
+// hash, keyed by the address alone, so that the programs find endpoints,
+// nodes and API servers with one exact lookup whatever the size of the
+// ipcache; a shorter prefix goes in the ipcache_cidr LPM trie, keyed by
+// prefix length and address, which the programs look up when the hash
+// misses. The longest prefix that contains an address is then the same as
+// with one trie: a whole address is the longest there is.
+
+// ipcacheEntry returns the map and the entry that give prefix p identity
+// id.
+func ipcacheEntry(p netip.Prefix, id uint32) (string, Entry) {
 	bits := p.Bits()
 	a := p.Addr()
+	whole := bits == a.BitLen()
 	if a.Is4() {
 		bits += 96
 		a = netip.AddrFrom16(a.As16())
 	}
 	b := a.As16()
-	key := []uint64{uint64(bits), 0, 0, 0, 0}
+	var words [4]uint64
 	for i, x := range b {
-		key[1+i/4] = key[1+i/4]<<8 | uint64(x)
+		words[i/4] = words[i/4]<<8 | uint64(x)
 	}
-	return key
+	if whole {
+		return ipcacheMap, Entry{Key: words[:], Value: []uint64{uint64(id)}}
+	}
+	return ipcacheCIDRMap, Entry{Key: append([]uint64{uint64(bits)}, words[:]...), Value: []uint64{uint64(id)}}
 }
 
-// ipcacheEntries returns the ipcache of node: the world identities of both
-// address spaces, each CIDR prefix, the API servers, the nodes (host for
-// node's own addresses, remote-node for the others) and every endpoint.
-func (ids *identities) ipcacheEntries(cfg *model.Config, node *model.Node) []Entry {
-	byPrefix := ids.ipcachePrefixes(cfg, node)
-	entries := make([]Entry, 0, len(byPrefix))
+// ipcacheContents returns the contents of the ipcache maps (ipcache, then
+// ipcache_cidr) that give each prefix of byPrefix its identity.
+func ipcacheContents(byPrefix map[netip.Prefix]uint32) []MapContents {
+	out := []MapContents{{Map: ipcacheMap, Entries: []Entry{}}, {Map: ipcacheCIDRMap, Entries: []Entry{}}}
 	for p, id := range byPrefix {
-		entries = append(entries, Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id)}})
+		m, e := ipcacheEntry(p, id)
+		i := 0
+		if m == ipcacheCIDRMap {
+			i = 1
+		}
+		out[i].Entries = append(out[i].Entries, e)
 	}
-	slices.SortFunc(entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
-	return entries
+	for _, c := range out {
+		slices.SortFunc(c.Entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
+	}
+	return out
 }
 
 // ipcachePrefixes returns the identity of each prefix in the ipcache of

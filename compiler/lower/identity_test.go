@@ -44,17 +44,32 @@ func TestCIDRIdentities(t *testing.T) {
 	}
 	node := &model.Node{Name: "n", Addresses: []netip.Addr{netip.MustParseAddr("192.168.0.1")}}
 	cfg.Nodes = []*model.Node{node}
-	ipc := ids.ipcacheEntries(cfg, node)
-	// ::/0, 0.0.0.0/0 (as ::ffff:0:0/96), four prefixes, the node.
-	if len(ipc) != 7 {
-		t.Fatalf("ipcache has %d entries: %v", len(ipc), ipc)
+	ipc := ipcacheContents(ids.ipcachePrefixes(cfg, node))
+	if len(ipc) != 2 || ipc[0].Map != ipcacheMap || ipc[1].Map != ipcacheCIDRMap {
+		t.Fatalf("ipcache contents %v, want the ipcache and ipcache_cidr maps", ipc)
 	}
-	if k, v := ipc[0].Key, ipc[0].Value[0]; k[0] != 0 || v != IdentityWorldIPv6 {
+	addrs, cidrs := ipc[0].Entries, ipc[1].Entries
+	// ::/0, 0.0.0.0/0 (as ::ffff:0:0/96) and four prefixes in the trie;
+	// the node's address in the hash.
+	if len(cidrs) != 6 || len(addrs) != 1 {
+		t.Fatalf("ipcache_cidr has %d entries, ipcache %d: %v", len(cidrs), len(addrs), ipc)
+	}
+	if k, v := cidrs[0].Key, cidrs[0].Value[0]; k[0] != 0 || v != IdentityWorldIPv6 {
 		t.Errorf("first entry %v → %d, want ::/0 → world-ipv6", k, v)
 	}
-	want := []uint64{128, 0, 0, 0xffff, 0xc0a8_0001}
-	if i := slices.IndexFunc(ipc, func(e Entry) bool { return slices.Equal(e.Key, want) }); i < 0 || ipc[i].Value[0] != IdentityHost {
-		t.Errorf("node address not in the ipcache as host: %v", ipc)
+	if k, v := cidrs[1].Key, cidrs[1].Value[0]; !slices.Equal(k, []uint64{96, 0, 0, 0xffff, 0}) || v != IdentityWorldIPv4 {
+		t.Errorf("second entry %v → %d, want ::ffff:0:0/96 → world-ipv4", k, v)
+	}
+	want := []uint64{0, 0, 0xffff, 0xc0a8_0001}
+	if !slices.Equal(addrs[0].Key, want) || addrs[0].Value[0] != IdentityHost {
+		t.Errorf("node address not in the ipcache as host: %v", addrs)
+	}
+	// A policy's /32 is a whole address: it goes in the hash too.
+	if m, e := ipcacheEntry(p("10.1.2.3/32"), 7); m != ipcacheMap || !slices.Equal(e.Key, []uint64{0, 0, 0xffff, 0x0a01_0203}) {
+		t.Errorf("10.1.2.3/32 → %s %v, want the ipcache hash", m, e.Key)
+	}
+	if m, e := ipcacheEntry(p("fd00::/64"), 7); m != ipcacheCIDRMap || !slices.Equal(e.Key, []uint64{64, 0xfd00_0000, 0, 0, 0}) {
+		t.Errorf("fd00::/64 → %s %v, want the ipcache_cidr trie", m, e.Key)
 	}
 }
 
@@ -85,31 +100,52 @@ func TestEndpointIdentitiesStable(t *testing.T) {
 	}
 }
 
-func TestPortPrefixes(t *testing.T) {
+func TestPortBlocks(t *testing.T) {
 	cases := []struct {
 		lo, hi uint16
-		want   []portPrefix
+		want   []portBlock
 	}{
-		{80, 80, []portPrefix{{80, 16}}},
-		{80, 81, []portPrefix{{80, 15}}},
-		{79, 82, []portPrefix{{79, 16}, {80, 15}, {82, 16}}},
-		{0, 65535, []portPrefix{{0, 0}}},
-		{1024, 65535, []portPrefix{{1024, 6}, {2048, 5}, {4096, 4}, {8192, 3}, {16384, 2}, {32768, 1}}},
+		{80, 81, []portBlock{{80, 0}, {81, 0}}},
+		{79, 82, []portBlock{{79, 0}, {80, 0}, {81, 0}, {82, 0}}},
+		{16, 47, []portBlock{{16, 4}, {32, 4}}},
+		{15, 48, []portBlock{{15, 0}, {16, 4}, {32, 4}, {48, 0}}},
+		{1024, 65535, append(blocks(1024, 256, 12), blocks(4096, 4096, 15)...)},
+		{1, 65535, slices.Concat(blocks(1, 1, 15), blocks(16, 16, 15), blocks(256, 256, 15), blocks(4096, 4096, 15))},
+		// 30000 = 0x7530: 13 blocks of 16 to 0x7600, then 10 of 256 to 0x8000.
+		{30000, 32767, append(blocks(30000, 16, 13), blocks(30208, 256, 10)...)},
 	}
 	for _, c := range cases {
-		got := portPrefixes(c.lo, c.hi)
+		got := portBlocks(c.lo, c.hi)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%d-%d: got %v, want %v", c.lo, c.hi, got, c.want)
 		}
-		// Every port of the range is covered exactly once, none outside.
-		n := 0
-		for _, p := range got {
-			n += 1 << (16 - p.bits)
+		// Every port of the range is covered exactly once, none outside,
+		// by aligned blocks of the allowed sizes.
+		next := int(c.lo)
+		for _, b := range got {
+			size := 1 << b.bits
+			if int(b.port) != next || int(b.port)%size != 0 || !slices.Contains(portBlockBits, b.bits) {
+				t.Errorf("%d-%d: block %v is not aligned, allowed or contiguous", c.lo, c.hi, b)
+			}
+			next += size
 		}
-		if n != int(c.hi)-int(c.lo)+1 {
-			t.Errorf("%d-%d: prefixes cover %d ports", c.lo, c.hi, n)
+		if next != int(c.hi)+1 {
+			t.Errorf("%d-%d: blocks end at %d", c.lo, c.hi, next-1)
 		}
 	}
+}
+
+// blocks returns n blocks of size ports from port.
+func blocks(port, size, n int) []portBlock {
+	bits := 0
+	for 1<<bits < size {
+		bits++
+	}
+	var out []portBlock
+	for i := range n {
+		out = append(out, portBlock{uint16(port + i*size), bits})
+	}
+	return out
 }
 
 func TestPropagate(t *testing.T) {
@@ -125,16 +161,87 @@ func TestPropagate(t *testing.T) {
 		p81:   {cookie: 7, deny: true}, // deny TCP/81: the TCP deny is first
 		other: {cookie: 3},             // another identity: untouched
 	})
-	want := map[polKey]polVal{
-		l3:    {cookie: 4},
-		tcp:   {cookie: 9, deny: true},
-		p80:   {cookie: 9, deny: true},
-		p81:   {cookie: 7, deny: true},
-		other: {cookie: 3},
+	want := map[polKey]polEntry{
+		// The summary of 5 is its L3 key: it has a verdict, and keys of
+		// lengths prefixProto and prefixPort.
+		l3:  {polVal{cookie: 4}, lengthsVerdict | 1<<(prefixProto-prefixL3) | 1<<(prefixPort-prefixL3)},
+		tcp: {polVal: polVal{cookie: 9, deny: true}},
+		p80: {polVal: polVal{cookie: 9, deny: true}},
+		p81: {polVal: polVal{cookie: 7, deny: true}},
+		// 6 has only a key of one port: no summary.
+		other: {polVal: polVal{cookie: 3}},
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, want %d: %v", len(got), len(want), got)
 	}
 	for k, w := range want {
 		if got[k] != w {
 			t.Errorf("%+v: got %+v, want %+v", k, got[k], w)
+		}
+	}
+}
+
+// The wildcard identity's keys cover every identity's: an identity's entry
+// carries the wildcard's verdicts for the packets it matches, and its
+// summary the wildcard's L3 verdict.
+func TestPropagateWildcard(t *testing.T) {
+	anyL3 := polKey{plen: prefixL3, id: IdentityAny}
+	any80 := polKey{plen: prefixPort, id: IdentityAny, proto: protoTCP, port: 80}
+	anyRange := polKey{plen: prefixPort - 8, id: IdentityAny, proto: protoTCP, port: 0x1f00} // 7936-8191
+	p80 := polKey{plen: prefixPort, id: 5, proto: protoTCP, port: 80}
+	p8000 := polKey{plen: prefixPort, id: 5, proto: protoTCP, port: 8000}
+	udp := polKey{plen: prefixProto, id: 5, proto: protoUDP}
+	got := propagate(map[polKey]polVal{
+		anyL3:    {cookie: 6},                          // allow everything from anyone
+		any80:    {cookie: 8, deny: true, audit: true}, // audited deny of TCP/80 from anyone
+		anyRange: {cookie: 9, deny: true},              // deny TCP 7936-8191 from anyone
+		p80:      {cookie: 3},
+		p8000:    {cookie: 2},
+		udp:      {cookie: 5, deny: true},
+	})
+	want := map[polKey]polEntry{
+		p80:                     {polVal: polVal{cookie: 8, deny: true, audit: true}},
+		p8000:                   {polVal: polVal{cookie: 9, deny: true}},
+		udp:                     {polVal: polVal{cookie: 5, deny: true}},
+		{plen: prefixL3, id: 5}: {polVal{cookie: 6}, lengthsVerdict | 1<<(prefixProto-prefixL3) | 1<<(prefixPort-prefixL3)},
+		anyL3:                   {polVal{cookie: 6}, lengthsVerdict | 1<<(prefixPort-8-prefixL3) | 1<<(prefixPort-prefixL3)},
+		any80:                   {polVal: polVal{cookie: 8, deny: true, audit: true}},
+		anyRange:                {polVal: polVal{cookie: 9, deny: true}},
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, want %d: %v", len(got), len(want), got)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%+v: got %+v, want %+v", k, got[k], w)
+		}
+	}
+}
+
+// A summary carries a verdict only when an L3 key decides every packet of
+// its identity: the wildcard's summary (which has none here) must not pass
+// for the wildcard's L3 key, whatever order the keys are visited in.
+func TestPropagateSummaryWithoutVerdict(t *testing.T) {
+	keys := map[polKey]polVal{
+		{plen: prefixPort - 8, id: IdentityAny, proto: protoICMPv6, port: 128 << 8}: {cookie: 2},
+		{plen: prefixPort, id: 5, proto: protoTCP, port: 80}:                        {cookie: 1},
+		{plen: prefixPort, id: 6, proto: protoTCP, port: 80}:                        {cookie: 1},
+		{plen: prefixPort, id: 7, proto: protoTCP, port: 80}:                        {cookie: 1},
+	}
+	keys[polKey{plen: prefixProto, id: 6, proto: protoUDP}] = polVal{cookie: 3}
+	for range 50 { // Go varies map order from run to run
+		got := propagate(keys)
+		for _, id := range []uint32{IdentityAny, 6} {
+			s, ok := got[polKey{plen: prefixL3, id: id}]
+			if !ok || s.lengths&lengthsVerdict != 0 || s.polVal != (polVal{}) {
+				t.Fatalf("summary of %d: %+v (present %v), want lengths without the verdict bit", id, s, ok)
+			}
+		}
+		// 5 and 7 have keys of one port only: they need no summary.
+		for _, id := range []uint32{5, 7} {
+			if s, ok := got[polKey{plen: prefixL3, id: id}]; ok {
+				t.Fatalf("identity %d has a summary %+v, want none", id, s)
+			}
 		}
 	}
 }
@@ -146,10 +253,10 @@ func TestPropagateAudit(t *testing.T) {
 		l3:  {cookie: 1, deny: true, audit: true}, // an audited policy's deny comes first
 		p80: {cookie: 4, deny: true},              // a real deny later
 	})
-	if w := (polVal{cookie: 4, deny: true}); got[p80] != w {
+	if w := (polVal{cookie: 4, deny: true}); got[p80].polVal != w {
 		t.Errorf("port 80: got %+v, want %+v: an audited deny must not hide a deny", got[p80], w)
 	}
-	if w := (polVal{cookie: 1, deny: true, audit: true}); got[l3] != w {
+	if w := (polVal{cookie: 1, deny: true, audit: true}); got[l3].polVal != w {
 		t.Errorf("L3: got %+v, want %+v", got[l3], w)
 	}
 }

@@ -183,18 +183,9 @@ func (inc *Incremental) Contents() []MapContents {
 	for name, entries := range inc.policy {
 		out = append(out, MapContents{Map: name, Entries: entries})
 	}
-	out = append(out, MapContents{Map: ipcacheMap, Entries: inc.ipcacheEntries()})
+	out = append(out, ipcacheContents(inc.ipcache)...)
 	slices.SortFunc(out, func(a, b MapContents) int { return strings.Compare(a.Map, b.Map) })
 	return out
-}
-
-func (inc *Incremental) ipcacheEntries() []Entry {
-	entries := make([]Entry, 0, len(inc.ipcache))
-	for p, id := range inc.ipcache {
-		entries = append(entries, Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id)}})
-	}
-	slices.SortFunc(entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
-	return entries
 }
 
 // policyEntries computes the policy map entries of local endpoint ep, and
@@ -283,10 +274,11 @@ func (inc *Incremental) AddEndpoint(cfg *model.Config, ep *model.Endpoint) (*Del
 	}
 
 	d := &Delta{ProgramsChanged: local}
+	// An endpoint's addresses are whole: they go in the ipcache hash.
 	ipc := MapDelta{Map: ipcacheMap}
 	for _, a := range ep.Addresses {
 		p := netip.PrefixFrom(a, a.BitLen())
-		e := Entry{Key: ipcacheKey(p), Value: []uint64{uint64(id.id)}}
+		_, e := ipcacheEntry(p, id.id)
 		if old, ok := inc.ipcache[p]; !ok {
 			ipc.Added = append(ipc.Added, e)
 		} else if old != id.id {

@@ -195,7 +195,7 @@ func nodeContents(t *testing.T, cfg *model.Config) []MapContents {
 	}
 	var out []MapContents
 	for _, c := range res.Contents {
-		if c.Map == ipcacheMap || len(c.Map) > 4 && c.Map[:4] == "pol_" {
+		if c.Map == ipcacheMap || c.Map == ipcacheCIDRMap || len(c.Map) > 4 && c.Map[:4] == "pol_" {
 			out = append(out, c)
 		}
 	}

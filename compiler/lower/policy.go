@@ -23,24 +23,50 @@ func (d direction) String() string {
 	return "ingress"
 }
 
-// Policy map keys are longest-prefix-match keys over (identity, direction,
-// protocol, destination port): identity and direction always match exactly,
-// a shorter prefix wildcards the port, a shorter one still the protocol.
-// Port ranges become several prefixes of the port. For ICMP the "port" is
+// Policy maps are hash maps. A key is (prefix length, identity, direction,
+// protocol, destination port) and matches the packets whose (identity,
+// direction, protocol, port) agree with it on its first prefix-length bits:
+// identity and direction always match exactly, a shorter length wildcards
+// the low bits of the port, a shorter one still the protocol. The lengths
+// are few: prefixL3 (any protocol and port), prefixProto (any port of the
+// protocol), the port blocks prefixPort-12, -8 and -4 (4096, 256 and 16
+// ports: port ranges), and prefixPort (one port). For ICMP the "port" is
 // the type in the high byte and the code in the low byte, so a rule without
-// a code is an 8-bit prefix. The identity 0 stands for any peer, so a lookup
-// is made with the peer's identity and with 0.
+// a code is a key of length prefixPort-8. The identity 0 stands for any peer.
+//
+// A hash lookup is exact, so the program looks a packet up at each length
+// that can match it, and stops at the first hit, the longest: every entry
+// carries what all the keys of its identity that cover it decide, and what
+// the keys of the wildcard identity that cover it decide (propagate). So
+// the one lookup at prefixPort with the peer's identity, when it hits,
+// decides. Otherwise, for the peer's identity and for 0, the entry of
+// length prefixL3 (the identity's summary) says in its lengths field which
+// other lengths the identity has entries of — and, in bit 0, whether the
+// summary itself carries a verdict — so only those are looked up; an
+// identity without a summary has no entries but those of length prefixPort,
+// which the first lookup covers. See policyLookups.
 const (
 	prefixL3    = 32 + 8           // identity, direction
 	prefixProto = prefixL3 + 8     // + protocol
 	prefixPort  = prefixProto + 16 // + destination port
 )
 
+// portBlockBits are the sizes, in bits of the port, of the aligned blocks a
+// port range is split into, largest first: each is a key length the
+// programs may look up. Fewer sizes mean fewer lookups for a packet and more
+// entries for a range.
+var portBlockBits = []int{12, 8, 4, 0}
+
 // Policy map value flags.
 const (
 	flagDeny  = 1 << 0
 	flagAudit = 1 << 1 // a deny that only reports: the packet passes
 )
+
+// lengthsVerdict is bit 0 of a summary's lengths: the summary carries the
+// identity's verdict for packets no longer key of it matches. Bit n > 0
+// says that the identity has entries of length prefixL3+n.
+const lengthsVerdict = 1 << 0
 
 var policyKey = ir.Struct{Name: "policy_key", Fields: []ir.Field{
 	{Name: "prefixlen", Size: 4},
@@ -53,7 +79,22 @@ var policyKey = ir.Struct{Name: "policy_key", Fields: []ir.Field{
 var policyValue = ir.Struct{Name: "policy_value", Fields: []ir.Field{
 	{Name: "cookie", Size: 4},
 	{Name: "flags", Size: 4},
+	{Name: "lengths", Size: 4},
 }}
+
+// noPrealloc is BPF_F_NO_PREALLOC: a map's memory is allocated entry by
+// entry, so a map sized for the worst case costs what it holds. The kernel
+// requires it of LPM tries; policy maps (one per endpoint) and the ipcache
+// use it too.
+const noPrealloc = 1
+
+// policyMap is the definition of a policy map called name.
+func (l *lowering) policyMap(name string, pos source.Pos) *ir.Map {
+	return &ir.Map{
+		Name: name, Type: ir.MapHash, Key: policyKey, Value: policyValue,
+		MaxEntries: l.mapSize("policy", defaultPolicySize), Flags: noPrealloc, Pos: pos,
+	}
+}
 
 // The IP protocol numbers.
 const (
@@ -169,17 +210,17 @@ func (l *lowering) computePolicy(ep *model.Endpoint, dir direction) endpointPoli
 		}
 	}
 	out.audit = settings.Audit || anyPolicy && allAudit
-	for k, v := range propagate(keys) {
+	for k, e := range propagate(keys) {
 		var flags uint64
-		if v.deny {
+		if e.deny {
 			flags |= flagDeny
-			if v.audit {
+			if e.audit {
 				flags |= flagAudit
 			}
 		}
 		out.entries = append(out.entries, Entry{
 			Key:   []uint64{uint64(k.plen), uint64(k.id), uint64(dir), uint64(k.proto), uint64(k.port)},
-			Value: []uint64{uint64(v.cookie), flags},
+			Value: []uint64{uint64(e.cookie), flags, uint64(e.lengths)},
 		})
 	}
 	slices.SortFunc(out.entries, func(a, b Entry) int { return slices.Compare(a.Key, b.Key) })
@@ -204,15 +245,33 @@ func (v polVal) beats(w polVal) bool {
 	return v.rank() > w.rank() || v.rank() == w.rank() && v.cookie < w.cookie
 }
 
+// polEntry is what a policy map entry holds: the verdict of the keys that
+// cover it and, for a summary (a key of length prefixL3), the lengths of
+// its identity's entries.
+type polEntry struct {
+	polVal
+	lengths uint32
+}
+
 // propagate makes each key decide what the set of keys that match a packet
-// decides, so that the longest-prefix match alone gives the verdict: a key
-// covered by a deny key (one of the same identity whose prefix contains it)
-// becomes a deny, and each key carries the lowest cookie of the keys of its
-// kind that cover it — the first rule, as docs/policy.md says. A deny
-// that is not audited beats an audited one.
-func propagate(keys map[polKey]polVal) map[polKey]polVal {
-	out := make(map[polKey]polVal, len(keys))
-	var buf [2 + 16]polKey
+// it matches decides, so that the first hit of the programs' lookups gives
+// the verdict (see policyLookups): a key covered by a deny key becomes a
+// deny, and each key carries the lowest cookie of the keys of its kind that
+// cover it — the first rule, as docs/policy.md says. A deny that is not
+// audited beats an audited one. The keys that cover a key are those of its
+// identity whose prefix contains it and, for an identity other than 0,
+// those of the wildcard identity 0 whose prefix contains it.
+//
+// It also gives a summary, the key of length prefixL3, to the wildcard
+// identity when it has keys and to every other identity with keys of
+// another length than prefixPort (those the programs look up first, without
+// a summary): its lengths field lists the lengths of the identity's keys,
+// and bit 0 (lengthsVerdict) is set when some key of length prefixL3 — the
+// identity's own or the wildcard's — decides every packet of the identity.
+// A summary without that bit decides nothing (cookie 0, flags 0).
+func propagate(keys map[polKey]polVal) map[polKey]polEntry {
+	out := make(map[polKey]polEntry, len(keys))
+	var buf [2 * (2 + 16)]polKey
 	for k := range keys {
 		var best polVal
 		found := false
@@ -221,22 +280,59 @@ func propagate(keys map[polKey]polVal) map[polKey]polVal {
 				best, found = v, true
 			}
 		}
-		out[k] = best
+		out[k] = polEntry{polVal: best}
+	}
+	lengths := make(map[uint32]uint32)
+	for k := range keys {
+		lengths[k.id] |= 1 << (k.plen - prefixL3)
+	}
+	// The wildcard's L3 key, if there is one, as propagated above (the
+	// summaries below must not be mistaken for it).
+	anyL3 := polKey{plen: prefixL3, id: IdentityAny}
+	_, anyHasL3 := keys[anyL3]
+	anyVerdict := out[anyL3]
+	for id, bits := range lengths {
+		if id != IdentityAny && bits == 1<<(prefixPort-prefixL3) {
+			// Only keys of one port: the programs look them up
+			// before any summary, so this identity needs none.
+			continue
+		}
+		sum := polKey{plen: prefixL3, id: id}
+		_, ok := keys[sum]
+		e := out[sum]
+		if !ok && id != IdentityAny && anyHasL3 {
+			// The wildcard's L3 key decides the identity's packets
+			// that no key of its own matches.
+			e, ok = polEntry{polVal: anyVerdict.polVal}, true
+		}
+		e.lengths = bits &^ lengthsVerdict
+		if ok {
+			e.lengths |= lengthsVerdict
+		}
+		out[sum] = e
 	}
 	return out
 }
 
-// covering returns k and every key whose prefix contains k. The result
-// lives in buf when it fits (it always does for keys of at most
-// prefixPort bits).
-func covering(k polKey, buf *[2 + 16]polKey) []polKey {
-	out := append(buf[:0], polKey{plen: prefixL3, id: k.id})
-	if k.plen >= prefixProto {
-		out = append(out, polKey{plen: prefixProto, id: k.id, proto: k.proto})
+// covering returns k and every key whose prefix contains k: k's identity's
+// and, when that is not 0, the wildcard identity's. The result lives in buf
+// when it fits (it always does for keys of at most prefixPort bits).
+func covering(k polKey, buf *[2 * (2 + 16)]polKey) []polKey {
+	out := buf[:0]
+	ids := [2]uint32{k.id, IdentityAny}
+	n := 2
+	if k.id == IdentityAny {
+		n = 1
 	}
-	for bits := 1; bits <= int(k.plen)-prefixProto; bits++ {
-		mask := uint16(0xffff << (16 - bits))
-		out = append(out, polKey{plen: uint8(prefixProto + bits), id: k.id, proto: k.proto, port: k.port & mask})
+	for _, id := range ids[:n] {
+		out = append(out, polKey{plen: prefixL3, id: id})
+		if k.plen >= prefixProto {
+			out = append(out, polKey{plen: prefixProto, id: id, proto: k.proto})
+		}
+		for bits := 1; bits <= int(k.plen)-prefixProto; bits++ {
+			mask := uint16(0xffff << (16 - bits))
+			out = append(out, polKey{plen: uint8(prefixProto + bits), id: id, proto: k.proto, port: k.port & mask})
+		}
 	}
 	return out
 }
@@ -379,33 +475,35 @@ func portKeys(proto model.Protocol, port, end uint16) []l4Key {
 		case end == 0 || end == port:
 			out = append(out, l4Key{plen: prefixPort, proto: pn, port: port})
 		default:
-			for _, r := range portPrefixes(port, end) {
-				out = append(out, l4Key{plen: uint8(prefixProto + r.bits), proto: pn, port: r.port})
+			for _, r := range portBlocks(port, end) {
+				out = append(out, l4Key{plen: uint8(prefixPort - r.bits), proto: pn, port: r.port})
 			}
 		}
 	}
 	return out
 }
 
-type portPrefix struct {
+// portBlock is the aligned block of 1<<bits ports from port.
+type portBlock struct {
 	port uint16
 	bits int
 }
 
-// portPrefixes splits lo..hi into the fewest aligned prefixes.
-func portPrefixes(lo, hi uint16) []portPrefix {
-	var out []portPrefix
+// portBlocks splits lo..hi into aligned blocks of the sizes portBlockBits
+// allows, largest first where they fit: at most 15 blocks of each smaller
+// size on each side of the largest, so about 100 at most for any range (60
+// for 1-65535), against at most 30 prefixes of any length.
+func portBlocks(lo, hi uint16) []portBlock {
+	var out []portBlock
 	for start := uint32(lo); start <= uint32(hi); {
-		size := uint32(1)
-		for start%(size*2) == 0 && start+size*2-1 <= uint32(hi) && size < 1<<16 {
-			size *= 2
+		for _, bits := range portBlockBits {
+			size := uint32(1) << bits
+			if start%size == 0 && start+size-1 <= uint32(hi) {
+				out = append(out, portBlock{port: uint16(start), bits: bits})
+				start += size
+				break
+			}
 		}
-		bits := 16
-		for s := size; s > 1; s >>= 1 {
-			bits--
-		}
-		out = append(out, portPrefix{port: uint16(start), bits: bits})
-		start += size
 	}
 	return out
 }

@@ -53,14 +53,27 @@ const (
 	eventsMap    = "events"
 )
 
+// ipcacheCIDRMap is the LPM trie of the ipcache's prefixes shorter than a
+// whole address; ipcacheMap holds the whole addresses (identity.go).
+const ipcacheCIDRMap = "ipcache_cidr"
+
 var (
 	u32Key  = ir.Struct{Name: "u32_key", Fields: []ir.Field{{Name: "index", Size: 4}}}
 	u32Val  = ir.Struct{Name: "u32_value", Fields: []ir.Field{{Name: "value", Size: 4}}}
 	statVal = ir.Struct{Name: "stats", Fields: []ir.Field{{Name: "packets", Size: 8}, {Name: "bytes", Size: 8}}}
 	// ipcKey holds an IPv6 address, or an IPv4 address mapped into IPv6
-	// (::ffff:a.b.c.d), as four big-endian words right after the prefix
-	// length, as the kernel's LPM trie wants its data.
+	// (::ffff:a.b.c.d), as four big-endian words: the key of the ipcache
+	// hash, which holds whole addresses.
 	ipcKey = ir.Struct{Name: "ipcache_key", Fields: []ir.Field{
+		{Name: "addr0", Size: 4, BigEndian: true},
+		{Name: "addr1", Size: 4, BigEndian: true},
+		{Name: "addr2", Size: 4, BigEndian: true},
+		{Name: "addr3", Size: 4, BigEndian: true},
+	}}
+	// ipcCIDRKey is the key of the ipcache_cidr LPM trie, which holds the
+	// shorter prefixes: the address right after the prefix length, as the
+	// kernel's LPM trie wants its data.
+	ipcCIDRKey = ir.Struct{Name: "ipcache_cidr_key", Fields: []ir.Field{
 		{Name: "prefixlen", Size: 4},
 		{Name: "addr0", Size: 4, BigEndian: true},
 		{Name: "addr1", Size: 4, BigEndian: true},
@@ -69,9 +82,6 @@ var (
 	}}
 	ipcVal = ir.Struct{Name: "ipcache_value", Fields: []ir.Field{{Name: "identity", Size: 4}}}
 )
-
-// lpmNoPrealloc is BPF_F_NO_PREALLOC, which the kernel requires of LPM tries.
-const lpmNoPrealloc = 1
 
 func (l *lowering) build() error {
 	clusterPos := l.cfg.Cluster.Pos
@@ -98,10 +108,7 @@ func (l *lowering) build() error {
 		tracked := eps[ingress].enforced || eps[egress].enforced
 		if tracked {
 			tracking = true
-			l.maps = append(l.maps, &ir.Map{
-				Name: mapName, Type: ir.MapLPMTrie, Key: policyKey, Value: policyValue,
-				MaxEntries: l.mapSize("policy", defaultPolicySize), Flags: lpmNoPrealloc, Pos: ep.Pos,
-			})
+			l.maps = append(l.maps, l.policyMap(mapName, ep.Pos))
 			var entries []Entry
 			for _, dir := range []direction{ingress, egress} {
 				entries = append(entries, eps[dir].entries...)
@@ -173,15 +180,20 @@ func (l *lowering) build() error {
 
 	// Node-wide maps.
 	ipcSize := l.mapSize("ipcache", defaultIPCacheSize)
-	var ipc []Entry
+	var ipc []MapContents
 	if !l.programsOnly {
-		ipc = l.ids.ipcacheEntries(l.cfg, l.node)
+		ipc = ipcacheContents(l.ids.ipcachePrefixes(l.cfg, l.node))
+	} else {
+		ipc = ipcacheContents(nil)
 	}
-	if len(ipc) > int(ipcSize) {
-		return source.Errorf(l.cfg.Settings.Pos, "the ipcache needs %d entries but settings.mapSizes.ipcache allows %d; raise it", len(ipc), ipcSize)
+	for _, c := range ipc {
+		if len(c.Entries) > int(ipcSize) {
+			return source.Errorf(l.cfg.Settings.Pos, "the ipcache needs %d entries (map %s) but settings.mapSizes.ipcache allows %d; raise it", len(c.Entries), c.Map, ipcSize)
+		}
 	}
 	l.maps = append(l.maps,
-		&ir.Map{Name: ipcacheMap, Type: ir.MapLPMTrie, Key: ipcKey, Value: ipcVal, MaxEntries: ipcSize, Flags: lpmNoPrealloc, Pos: clusterPos},
+		&ir.Map{Name: ipcacheMap, Type: ir.MapHash, Key: ipcKey, Value: ipcVal, MaxEntries: ipcSize, Flags: noPrealloc, Pos: clusterPos},
+		&ir.Map{Name: ipcacheCIDRMap, Type: ir.MapLPMTrie, Key: ipcCIDRKey, Value: ipcVal, MaxEntries: ipcSize, Flags: noPrealloc, Pos: clusterPos},
 		&ir.Map{Name: ruleStatsMap, Type: ir.MapPerCPUArray, Key: u32Key, Value: statVal, MaxEntries: l.ruleStatsSize(), Pos: clusterPos},
 		&ir.Map{Name: dropStatsMap, Type: ir.MapPerCPUArray, Key: u32Key, Value: statVal, MaxEntries: numDropReasons, Pos: clusterPos},
 		&ir.Map{Name: progArrayMap, Type: ir.MapProgArray, Key: u32Key, Value: u32Val, MaxEntries: ProgArraySize, Slots: l.slots, Pos: l.node.Pos},
@@ -193,7 +205,7 @@ func (l *lowering) build() error {
 			&ir.Map{Name: eventsMap, Type: ir.MapRingBuf, Value: eventRecord, MaxEntries: eventsRingSize, Pos: clusterPos},
 		)
 	}
-	l.contents = append(l.contents, MapContents{Map: ipcacheMap, Entries: ipc})
+	l.contents = append(l.contents, ipc...)
 	return nil
 }
 
@@ -915,13 +927,27 @@ func (l *lowering) policyProgram(name string, ep *model.Endpoint, dir direction,
 	if dir == egress {
 		peer = daddr
 	}
-	// IPv4 addresses are in the IPv4-mapped form: ::ffff:a.b.c.d.
-	ipc := pol.MapLookup(polPos, ipcacheMap, append([]ir.Operand{ir.C(128)}, peer[:]...)...)
-	pol.IfNull(polPos, ipc, "no_identity", "have_identity")
+	// IPv4 addresses are in the IPv4-mapped form: ::ffff:a.b.c.d. The
+	// address of an endpoint, a node or an API server is in the ipcache
+	// hash; any other address takes the longest prefix of ipcache_cidr.
+	// The identity reaches have_identity through cb2.
+	ipc := pol.MapLookup(polPos, ipcacheMap, peer[:]...)
+	pol.IfNull(polPos, ipc, "cidr_lookup", "addr_identity")
+	ai := pb.Block("addr_identity")
+	aid := ai.Load(polPos, ipc, 0, 4)
+	ai.CtxStore(polPos, ctx, "cb2", ir.V(aid))
+	ai.Jump(polPos, "have_identity")
+	cl := pb.Block("cidr_lookup")
+	cidr := cl.MapLookup(polPos, ipcacheCIDRMap, append([]ir.Operand{ir.C(128)}, peer[:]...)...)
+	cl.IfNull(polPos, cidr, "no_identity", "cidr_identity")
+	ci := pb.Block("cidr_identity")
+	cid := ci.Load(polPos, cidr, 0, 4)
+	ci.CtxStore(polPos, ctx, "cb2", ir.V(cid))
+	ci.Jump(polPos, "have_identity")
 	l.dropBlock(pb, "no_identity", ctx, dropNoIdentity, pi, pos)
 
 	hi := pb.Block("have_identity")
-	id := hi.Load(polPos, ipc, 0, 4)
+	id := hi.CtxLoad(polPos, ctx, "cb2")
 	word := hi.CtxLoad(polPos, ctx, "cb1")
 	polPort := hi.And(polPos, ir.V(word), ir.C(0xffff))
 	plen := hi.Shr(polPos, ir.V(word), ir.C(16))
@@ -966,74 +992,162 @@ func (l *lowering) policyProgram(name string, ep *model.Endpoint, dir direction,
 	return pb.Program()
 }
 
-// policyLookups emits, starting in b, the two policy map lookups and the
-// verdicts that follow, which store the deciding cookie in cb3 and the
-// verdict in cb1 and go to "decided".
+// policyLookups emits, starting in b, the policy map lookups of a packet
+// from (ingress) or to (egress) a peer of identity id, and the verdicts
+// that follow, which store the deciding cookie in cb3 and the verdict in
+// cb1 and go to "decided". plen is prefixPort when the packet has a port
+// (or an ICMP type and code), prefixProto when it has none.
 //
-// Each entry already carries what all the keys of its identity that match
-// the packet decide (see propagate), so the two lookups combine simply: a
-// deny in either denies, with the lower cookie when both deny; otherwise an
-// allow in either passes, with the lower cookie when both allow; otherwise
-// the default deny decides. A deny with the audit flag, and a default deny
-// when audit is set, passes and counts as audited; when both lookups deny,
-// one without the audit flag wins.
+// The lookups are exact (policy.go): first the peer's identity with the
+// packet's protocol and port, whose entry, when there is one, already
+// carries what every key of the peer's and of the wildcard identity that
+// matches the packet decides (propagate). Otherwise the peer's identity
+// and then the wildcard identity are looked up as identityLookups says,
+// each giving the verdict of its longest matching key, or none; the two
+// combine as the rules do: a deny beats an audited deny, which beats an
+// allow, and between equals the lower cookie (the first rule) decides.
+// When neither matches, the default deny decides, audited when audit is
+// set.
+//
+// The number of lookups depends on the lengths of the keys the two
+// identities have, never on the number of entries: 1 for a peer with an
+// entry for the packet's port, 3 for a packet no key matches, 12 at most.
 func (l *lowering) policyLookups(pb *ir.ProgramBuilder, b *ir.BlockBuilder, ctx ir.Value, polMap string, dir direction, id, proto, port, plen ir.Value, defCookie uint32, pos source.Pos, audit bool) {
-	key := func(identity ir.Operand) []ir.Operand {
-		return []ir.Operand{ir.V(plen), identity, ir.C(int64(dir)), ir.V(proto), ir.V(port)}
-	}
-	peer := b.MapLookup(pos, polMap, key(ir.V(id))...)
-	b.IfNull(pos, peer, "any_only", "peer_hit")
+	b.Branch(pos, ir.Eq, plen, ir.C(prefixPort), "pol_exact", "pol_peer")
+	ex := pb.Block("pol_exact")
+	e := ex.MapLookup(pos, polMap, ir.C(prefixPort), ir.V(id), ir.C(int64(dir)), ir.V(proto), ir.V(port))
+	ex.IfNull(pos, e, "pol_peer", "pol_exact_hit")
+	eh := pb.Block("pol_exact_hit")
+	eflags := eh.Load(pos, e, 4, 4)
+	ecookie := eh.Load(pos, e, 0, 4)
+	eh.Branch(pos, ir.Set, eflags, ir.C(flagDeny), "pol_exact_deny", "pol_exact_allow")
+	l.denyBlocks(pb, "pol_exact_deny", ctx, ecookie, eflags, pos)
+	l.verdictBlock(pb, "pol_exact_allow", ctx, ir.V(ecookie), verdictAllowed, pos)
 
-	// The peer's identity matched.
-	ph := pb.Block("peer_hit")
-	pflags := ph.Load(pos, peer, 4, 4)
-	pcookie := ph.Load(pos, peer, 0, 4)
-	any1 := ph.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
-	ph.IfNull(pos, any1, "peer_only", "both_hit")
-	po := pb.Block("peer_only")
-	po.Branch(pos, ir.Set, pflags, ir.C(flagDeny), "peer_deny", "peer_allow")
-	l.denyBlocks(pb, "peer_deny", ctx, pcookie, pflags, pos)
-	l.verdictBlock(pb, "peer_allow", ctx, ir.V(pcookie), verdictAllowed, pos)
+	// The peer's result goes to cb0 (rank) and cb2 (cookie), the
+	// wildcard's to cb1 and cb3.
+	l.identityLookups(pb, "pol_peer", ctx, polMap, dir, ir.V(id), true, proto, port, plen, "cb0", "cb2", "pol_any", pos)
+	l.identityLookups(pb, "pol_any", ctx, polMap, dir, ir.C(IdentityAny), false, proto, port, plen, "cb1", "cb3", "pol_combine", pos)
 
-	// Both matched.
-	bh := pb.Block("both_hit")
-	aflags := bh.Load(pos, any1, 4, 4)
-	acookie := bh.Load(pos, any1, 0, 4)
-	bh.Branch(pos, ir.Set, pflags, ir.C(flagDeny), "pdeny", "pallow")
-	pd := pb.Block("pdeny")
-	pd.Branch(pos, ir.Set, aflags, ir.C(flagDeny), "both_deny", "peer_deny")
-	pa := pb.Block("pallow")
-	pa.Branch(pos, ir.Set, aflags, ir.C(flagDeny), "any_deny", "both_allow")
-	// Both deny: one that is not audited beats an audited one, else the
-	// first rule decides.
-	bd := pb.Block("both_deny")
-	paudit := bd.And(pos, ir.V(pflags), ir.C(flagAudit))
-	aaudit := bd.And(pos, ir.V(aflags), ir.C(flagAudit))
-	bd.Branch(pos, ir.Lt, paudit, ir.V(aaudit), "peer_deny", "both_deny_rank")
-	br := pb.Block("both_deny_rank")
-	br.Branch(pos, ir.Lt, aaudit, ir.V(paudit), "any_deny", "both_deny_first")
-	bf := pb.Block("both_deny_first")
-	bf.Branch(pos, ir.Lt, acookie, ir.V(pcookie), "any_deny", "peer_deny")
-	l.denyBlocks(pb, "any_deny", ctx, acookie, aflags, pos)
-	ba := pb.Block("both_allow")
-	ba.Branch(pos, ir.Lt, acookie, ir.V(pcookie), "any_allow", "peer_allow")
+	cb := pb.Block("pol_combine")
+	prank := cb.CtxLoad(pos, ctx, "cb0")
+	pcookie := cb.CtxLoad(pos, ctx, "cb2")
+	arank := cb.CtxLoad(pos, ctx, "cb1")
+	acookie := cb.CtxLoad(pos, ctx, "cb3")
+	cb.Branch(pos, ir.Gt, arank, ir.V(prank), "pol_any_wins", "pol_rank_eq")
+	eq := pb.Block("pol_rank_eq")
+	eq.Branch(pos, ir.Eq, arank, ir.V(prank), "pol_rank_tie", "pol_result")
+	tie := pb.Block("pol_rank_tie")
+	tie.Branch(pos, ir.Lt, acookie, ir.V(pcookie), "pol_any_wins", "pol_result")
+	aw := pb.Block("pol_any_wins")
+	aw.CtxStore(pos, ctx, "cb0", ir.V(arank))
+	aw.CtxStore(pos, ctx, "cb2", ir.V(acookie))
+	aw.Jump(pos, "pol_result")
 
-	// Only the wildcard identity can match.
-	ao := pb.Block("any_only")
-	any2 := ao.MapLookup(pos, polMap, key(ir.C(IdentityAny))...)
-	ao.IfNull(pos, any2, "default_deny", "any_hit")
-	ah := pb.Block("any_hit")
-	oflags := ah.Load(pos, any2, 4, 4)
-	ocookie := ah.Load(pos, any2, 0, 4)
-	ah.Branch(pos, ir.Set, oflags, ir.C(flagDeny), "any_only_deny", "any_only_allow")
-	l.denyBlocks(pb, "any_only_deny", ctx, ocookie, oflags, pos)
-	l.verdictBlock(pb, "any_only_allow", ctx, ir.V(ocookie), verdictAllowed, pos)
-	l.verdictBlock(pb, "any_allow", ctx, ir.V(acookie), verdictAllowed, pos)
+	res := pb.Block("pol_result")
+	rank := res.CtxLoad(pos, ctx, "cb0")
+	cookie := res.CtxLoad(pos, ctx, "cb2")
+	res.Branch(pos, ir.Eq, rank, ir.C(rankDeny), "pol_deny", "pol_not_deny")
+	nd := pb.Block("pol_not_deny")
+	nd.Branch(pos, ir.Eq, rank, ir.C(rankAuditedDeny), "pol_audited", "pol_not_audited")
+	na := pb.Block("pol_not_audited")
+	na.Branch(pos, ir.Eq, rank, ir.C(rankAllow), "pol_allow", "default_deny")
+	l.verdictBlock(pb, "pol_deny", ctx, ir.V(cookie), verdictDenied, pos)
+	l.verdictBlock(pb, "pol_audited", ctx, ir.V(cookie), verdictAudited, pos)
+	l.verdictBlock(pb, "pol_allow", ctx, ir.V(cookie), verdictAllowed, pos)
 	def := verdictDenied
 	if audit {
 		def = verdictAudited
 	}
 	l.verdictBlock(pb, "default_deny", ctx, ir.C(int64(defCookie)), def, pos)
+}
+
+// The ranks identityLookups stores: what a matching entry decides, higher
+// beating lower; rankNone when no entry matches.
+const (
+	rankNone        = 0
+	rankAllow       = 1
+	rankAuditedDeny = 2
+	rankDeny        = 3
+)
+
+// identityLookups emits, from a block called label, the lookups of the
+// entries of identity x that can match the packet, longest first: its
+// summary (length prefixL3), then each length the summary's lengths field
+// lists — the port lengths only for a packet with a port, and prefixPort
+// not again when exactDone (policyLookups has looked it up) — then the
+// summary's own verdict when it has one. Without a summary x has no entries
+// that exactDone did not cover (propagate). The first hit decides for x: it
+// stores its rank in rankSlot and its cookie in cookieSlot (rankNone and 0
+// when nothing matches) and goes to next.
+func (l *lowering) identityLookups(pb *ir.ProgramBuilder, label string, ctx ir.Value, polMap string, dir direction, x ir.Operand, exactDone bool, proto, port, plen ir.Value, rankSlot, cookieSlot, next string, pos source.Pos) {
+	key := func(length int64, proto, port ir.Operand) []ir.Operand {
+		return []ir.Operand{ir.C(length), x, ir.C(int64(dir)), proto, port}
+	}
+	hit := func(blk string, ent ir.Value) {
+		h := pb.Block(blk)
+		flags := h.Load(pos, ent, 4, 4)
+		cookie := h.Load(pos, ent, 0, 4)
+		// flags 0 (allow) → 1, flagDeny → 3, flagDeny|flagAudit → 2.
+		deny := h.And(pos, ir.V(flags), ir.C(flagDeny))
+		deny2 := h.Shl(pos, ir.V(deny), ir.C(1))
+		au := h.Shr(pos, ir.V(flags), ir.C(1))
+		au1 := h.And(pos, ir.V(au), ir.C(1))
+		r := h.Sub(pos, ir.V(deny2), ir.V(au1))
+		rank := h.Add(pos, ir.V(r), ir.C(rankAllow))
+		h.CtxStore(pos, ctx, rankSlot, ir.V(rank))
+		h.CtxStore(pos, ctx, cookieSlot, ir.V(cookie))
+		h.Jump(pos, next)
+	}
+
+	b := pb.Block(label)
+	sum := b.MapLookup(pos, polMap, key(prefixL3, ir.C(0), ir.C(0))...)
+	b.IfNull(pos, sum, label+"_none", label+"_sum")
+	none := pb.Block(label + "_none")
+	none.CtxStore(pos, ctx, rankSlot, ir.C(rankNone))
+	none.CtxStore(pos, ctx, cookieSlot, ir.C(0))
+	none.Jump(pos, next)
+
+	s := pb.Block(label + "_sum")
+	lengths := s.Load(pos, sum, 8, 4)
+	// The port lengths, longest first (portBlockBits is largest first).
+	var portLens []int
+	if !exactDone {
+		portLens = append(portLens, prefixPort)
+	}
+	for i := len(portBlockBits) - 1; i >= 0; i-- {
+		if nb := portBlockBits[i]; nb > 0 {
+			portLens = append(portLens, prefixPort-nb)
+		}
+	}
+	check := func(n int) string { return fmt.Sprintf("%s_len%d", label, n) }
+	s.Branch(pos, ir.Eq, plen, ir.C(prefixPort), check(portLens[0]), check(prefixProto))
+	for i, n := range portLens {
+		other := check(prefixProto)
+		if i+1 < len(portLens) {
+			other = check(portLens[i+1])
+		}
+		c := pb.Block(check(n))
+		c.Branch(pos, ir.Set, lengths, ir.C(1<<(n-prefixL3)), fmt.Sprintf("%s_at%d", label, n), other)
+		at := pb.Block(fmt.Sprintf("%s_at%d", label, n))
+		p := ir.V(port)
+		if n < prefixPort {
+			// The port is in network order, as a 16-bit load gives it.
+			p = ir.V(at.And(pos, ir.V(port), ir.C(be16(uint16(0xffff<<(prefixPort-n))))))
+		}
+		ent := at.MapLookup(pos, polMap, key(int64(n), ir.V(proto), p)...)
+		at.IfNull(pos, ent, other, fmt.Sprintf("%s_hit%d", label, n))
+		hit(fmt.Sprintf("%s_hit%d", label, n), ent)
+	}
+	c := pb.Block(check(prefixProto))
+	c.Branch(pos, ir.Set, lengths, ir.C(1<<(prefixProto-prefixL3)), fmt.Sprintf("%s_at%d", label, prefixProto), label+"_l3")
+	at := pb.Block(fmt.Sprintf("%s_at%d", label, prefixProto))
+	ent := at.MapLookup(pos, polMap, key(prefixProto, ir.V(proto), ir.C(0))...)
+	at.IfNull(pos, ent, label+"_l3", fmt.Sprintf("%s_hit%d", label, prefixProto))
+	hit(fmt.Sprintf("%s_hit%d", label, prefixProto), ent)
+	l3 := pb.Block(label + "_l3")
+	l3.Branch(pos, ir.Set, lengths, ir.C(lengthsVerdict), label+"_hit_l3", label+"_none")
+	hit(label+"_hit_l3", sum)
 }
 
 // denyBlocks emits the verdict of a deny entry with cookie and flags: an

@@ -172,6 +172,21 @@ func IPCache(n int) *model.Config {
 	return cfg
 }
 
+// ConntrackOnly is the reference of the packet series: default/web as in
+// IPCache(10), but selected only by a policy that allows all its egress, so
+// its ingress is open and only tracked. The allowed packet then runs the
+// same entry program, tail call and conntrack lookups as in the series,
+// and no ipcache or policy map lookup: the difference between the two is
+// what the policy decision costs.
+func ConntrackOnly() *model.Config {
+	cfg := IPCache(10)
+	pol := targetPolicy()
+	pol.Egress = []*model.Rule{{}}
+	pol.Egress[0].Ports = []*model.PortRule{{Protocol: model.ProtoAny}}
+	cfg.Policies = []*model.Policy{pol}
+	return cfg
+}
+
 // packetBase is the cluster of the packet series: NodeName with default/web
 // and the denied peer, RemoteNodeName, and map sizes for about n entries.
 func packetBase(n int) *model.Config {
