@@ -290,8 +290,12 @@ func diffContents(before, after []lower.MapContents) (map[string]mapDiff, []stri
 	return out, created, removed
 }
 
-// diffEntries compares two key-sorted entry lists.
+// diffEntries compares two entry lists by key. A policy map's entries are
+// sorted per direction, not as a whole, so both are sorted first.
 func diffEntries(before, after []lower.Entry) mapDiff {
+	byKey := func(a, b lower.Entry) int { return slices.Compare(a.Key, b.Key) }
+	before = slices.SortedFunc(slices.Values(before), byKey)
+	after = slices.SortedFunc(slices.Values(after), byKey)
 	var d mapDiff
 	i, j := 0, 0
 	for i < len(before) || j < len(after) {
